@@ -1,0 +1,177 @@
+"""Learnable control variates ``c_φ(z)`` and baselines (003 sections 3.3-3.4, 004 section 4).
+
+A control variate is an ``nn.Module`` called as ``cv(z, f, cond)`` and returning ``[batch]``:
+``z`` is the relaxed (or continuous) sample ``[batch, ...]``, ``f`` the objective (REBAR's
+term evaluates it at ``σ_λ(z)``), ``cond`` an optional conditioning input ``[batch, c]``
+(data ``x`` in a VAE, state ``s`` in RL).  Compose them with ``+``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+Objective = Callable[[Tensor], Tensor]
+
+
+def concrete(z: Tensor, kind: str, temperature: Tensor | float) -> Tensor:
+    """σ_λ(z): sigmoid(z/λ) for Bernoulli units, softmax(z/λ) over the last dim for Categorical."""
+    if kind == "bernoulli":
+        return torch.sigmoid(z / temperature)
+    return torch.softmax(z / temperature, dim=-1)
+
+
+def _check_kind_and_temperature(kind: str, temperature: float) -> None:
+    if kind not in ("bernoulli", "categorical"):
+        raise ValueError(f"kind must be 'bernoulli' or 'categorical', got {kind!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
+class ControlVariate(nn.Module):
+    """Base class: ``forward(z, f, cond) -> [batch]``; supports ``cv1 + cv2``."""
+
+    def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def __add__(self, other: "ControlVariate") -> "SumControlVariate":
+        return SumControlVariate(self, other)
+
+
+class SumControlVariate(ControlVariate):
+    """c(z) = Σ_k c_k(z), e.g. REBAR's η f(σ_λ(z)) plus a network r_ρ(z) (003 section 6.2)."""
+
+    def __init__(self, *terms: ControlVariate) -> None:
+        super().__init__()
+        self.terms = nn.ModuleList(terms)
+
+    def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
+        return sum(term(z, f, cond) for term in self.terms)  # type: ignore[return-value]
+
+
+class ConcreteControlVariate(ControlVariate):
+    """REBAR's control variate c(z) = η f(σ_λ(z)) with learnable η and temperature λ (003 section 3.4).
+
+    ``kind`` is ``"bernoulli"`` (σ_λ = sigmoid(z/λ)) or ``"categorical"`` (softmax(z/λ)).
+    λ is stored as ``log λ`` so it stays positive.
+    """
+
+    def __init__(self, kind: str = "bernoulli", eta: float = 1.0, temperature: float = 0.5,
+                 learn_eta: bool = True, learn_temperature: bool = True) -> None:
+        super().__init__()
+        _check_kind_and_temperature(kind, temperature)
+        self.kind = kind
+        self.eta = nn.Parameter(torch.tensor(float(eta)), requires_grad=learn_eta)
+        self.log_temperature = nn.Parameter(
+            torch.tensor(math.log(temperature)), requires_grad=learn_temperature
+        )
+
+    @property
+    def temperature(self) -> Tensor:
+        return self.log_temperature.exp()
+
+    def relax(self, z: Tensor) -> Tensor:
+        """σ_λ(z)."""
+        return concrete(z, self.kind, self.temperature)
+
+    def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
+        return self.eta * f(self.relax(z))
+
+
+class RelaxedInput(nn.Module):
+    """Maps z to σ_λ(z) with a learnable temperature; a first layer for neural control variates."""
+
+    def __init__(self, kind: str = "bernoulli", temperature: float = 0.5, learn: bool = True) -> None:
+        super().__init__()
+        _check_kind_and_temperature(kind, temperature)
+        self.kind = kind
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)), requires_grad=learn)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return concrete(z, self.kind, self.log_temperature.exp())
+
+
+class NeuralControlVariate(ControlVariate):
+    """c_φ(z) = s · net([z, cond]) with a learnable scale s (003 section 3.4).
+
+    With ``scale=0`` RELAX starts as REINFORCE (the toy setting of the authors' code).
+    ``net`` maps ``[batch, d]`` (z flattened after the batch dim, concatenated with cond) to
+    ``[batch]`` or ``[batch, 1]``.
+    """
+
+    def __init__(self, net: nn.Module, scale: float = 1.0, learn_scale: bool = True) -> None:
+        super().__init__()
+        self.net = net
+        self.scale = nn.Parameter(torch.tensor(float(scale)), requires_grad=learn_scale)
+
+    def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
+        h = z.reshape(z.shape[0], -1)
+        if cond is not None:
+            h = torch.cat([h, cond.reshape(cond.shape[0], -1).to(h.dtype)], dim=-1)
+        out = self.net(h)
+        if out.dim() == 2 and out.shape[1] == 1:
+            out = out.squeeze(1)
+        if out.shape != (z.shape[0],):
+            raise ValueError(f"control-variate net must return [batch] or [batch, 1], got {tuple(out.shape)}")
+        return self.scale * out
+
+
+def mlp(in_features: int, hidden: tuple[int, ...], out_features: int = 1,
+        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """A plain multilayer perceptron ``in -> hidden... -> out``."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), activation()]
+        width = h
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
+class MovingAverageBaseline(nn.Module):
+    """b = exponential moving average of f (a constant baseline for REINFORCE)."""
+
+    def __init__(self, decay: float = 0.9) -> None:
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        self.decay = decay
+        self.register_buffer("value", torch.zeros(()))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, cond: Tensor | None = None) -> Tensor:
+        return self.value
+
+    @torch.no_grad()
+    def update(self, f: Tensor) -> None:
+        """Fold the batch mean of f into the average (call after the estimate)."""
+        mean = f.detach().mean().to(self.value.dtype)
+        if not bool(self.initialized):
+            self.value.copy_(mean)
+            self.initialized.fill_(True)
+        else:
+            self.value.mul_(self.decay).add_((1 - self.decay) * mean)
+
+
+class NeuralBaseline(nn.Module):
+    """Input-dependent baseline b_ψ(x) (NVIL, Mnih & Gregor 2014); train with ``loss``.
+
+    ``cond`` must not depend on θ (detach it), otherwise REINFORCE picks up a biased term.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, cond: Tensor | None = None) -> Tensor:
+        if cond is None:
+            raise ValueError("NeuralBaseline needs `cond` (the input it depends on)")
+        out = self.net(cond)
+        return out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
+
+    def loss(self, f: Tensor, cond: Tensor) -> Tensor:
+        """Mean squared error (f - b_ψ(x))², NVIL's objective for the baseline."""
+        return (f.detach() - self(cond)).pow(2).mean()

@@ -1,0 +1,211 @@
+"""Continuous relaxations of Bernoulli and Categorical variables (003 section 3.2, App. A).
+
+Each relaxation gives a reparameterized ``z ~ p(z|θ)`` with ``b = H(z) ~ p(b|θ)``, the
+conditional ``z̃ ~ p(z|b, θ)`` and the log-densities
+``log p(b|θ)`` and ``log p(z|θ)``.  Shapes: logits ``[batch, ...]`` for Bernoulli units and
+``[batch, ..., k]`` for Categorical units with ``k`` classes; samples ``b`` are floats (0/1
+for Bernoulli, one-hot for Categorical) so that ``f`` accepts ``b`` and ``σ_λ(z)`` alike.
+
+Note on App. A of 003: with ``z = log θ/(1-θ) + log u/(1-u)`` we have ``b = 1`` iff
+``u > 1 - θ``, so ``u | b=1 ~ U(1-θ, 1)`` and ``u | b=0 ~ U(0, 1-θ)``; the appendix writes the
+two intervals with θ and 1-θ swapped.  For the Categorical case the appendix gives
+``z̃_b = log θ_b - log(-log v_b)``; the exact conditional of the Gumbel-max is
+``z̃_b = -log(-log v_b)`` (the maximum of ``log θ + Gumbel`` is a standard Gumbel when θ is
+normalized).  We implement the exact conditionals; ``tests/test_relaxations.py`` checks them
+against rejection sampling.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import check_finite, check_probs
+
+
+def _uniform(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """U(0, 1) noise kept away from {0, 1} so that logit/log stay finite."""
+    eps = torch.finfo(like.dtype).eps
+    u = torch.rand(shape, dtype=like.dtype, device=like.device, generator=generator)
+    return u.clamp(eps, 1 - eps)
+
+
+class Relaxation(Protocol):
+    """What RELAX, REBAR and DLAX need from a discrete distribution."""
+
+    logits: Tensor
+
+    def sample_noise(self, generator: torch.Generator | None = None) -> Tensor: ...
+    def rsample_z(self, u: Tensor) -> Tensor: ...
+    def hard(self, z: Tensor) -> Tensor: ...
+    def conditional_z(self, b: Tensor, z: Tensor | None = None,
+                      generator: torch.Generator | None = None) -> Tensor: ...
+    def log_prob(self, b: Tensor) -> Tensor: ...
+    def log_prob_z(self, z: Tensor) -> Tensor: ...
+    def sample(self, generator: torch.Generator | None = None) -> Tensor: ...
+
+
+class BernoulliRelaxation:
+    """Bernoulli(θ) units with logistic relaxation ``z = logit θ + logit u``, ``H(z) = 1[z > 0]``.
+
+    Give exactly one of ``logits`` (any real, finite) or ``probs`` (in [0, 1]).
+    """
+
+    kind = "bernoulli"
+
+    def __init__(self, logits: Tensor | None = None, probs: Tensor | None = None) -> None:
+        if (logits is None) == (probs is None):
+            raise ValueError("give exactly one of `logits` or `probs`")
+        if probs is not None:
+            check_probs(probs, "probs")
+            eps = torch.finfo(probs.dtype).eps
+            p = probs.clamp(eps, 1 - eps)
+            logits = torch.log(p) - torch.log1p(-p)
+        assert logits is not None
+        self.logits = check_finite(logits, "logits")
+
+    @property
+    def probs(self) -> Tensor:
+        return torch.sigmoid(self.logits)
+
+    def sample_noise(self, generator: torch.Generator | None = None) -> Tensor:
+        return _uniform(self.logits.shape, self.logits, generator)
+
+    def rsample_z(self, u: Tensor) -> Tensor:
+        """z = log θ/(1-θ) + log u/(1-u) (003 App. A)."""
+        return self.logits + torch.log(u) - torch.log1p(-u)
+
+    def hard(self, z: Tensor) -> Tensor:
+        """b = H(z) = 1[z > 0]."""
+        return (z > 0).to(z.dtype).detach()
+
+    def conditional_z(self, b: Tensor, z: Tensor | None = None,
+                      generator: torch.Generator | None = None) -> Tensor:
+        """z̃ ~ p(z | b, θ), reparameterized in θ.
+
+        With ``z`` given the noise is tied: ``v`` is recovered from ``z`` (no gradient), so
+        z̃ equals z in value but carries the conditional's dependence on θ.
+        """
+        logits = self.logits
+        p1 = torch.sigmoid(logits)  # θ = P(b = 1) = width of the interval for b = 1
+        p0 = torch.sigmoid(-logits)  # 1 - θ = threshold on u
+        if z is None:
+            v = _uniform(logits.shape, logits, generator)
+        else:
+            with torch.no_grad():
+                u = torch.sigmoid(z - logits)
+                v = torch.where(b > 0.5, (u - p0) / p1, u / p0)
+                eps = torch.finfo(logits.dtype).eps
+                v = v.clamp(eps, 1 - eps)
+        # u' | b=1 ~ U(1-θ, 1), u' | b=0 ~ U(0, 1-θ); logit(u') computed stably.
+        log_u = torch.where(b > 0.5, torch.log(p0 + v * p1), torch.log(v) + torch.log(p0))
+        log_1mu = torch.where(b > 0.5, torch.log(p1) + torch.log1p(-v), torch.log1p(-v * p0))
+        return logits + log_u - log_1mu
+
+    def log_prob(self, b: Tensor) -> Tensor:
+        """log p(b|θ) per unit, shape of logits."""
+        return -F.binary_cross_entropy_with_logits(self.logits, b, reduction="none")
+
+    def log_prob_z(self, z: Tensor) -> Tensor:
+        """log p(z|θ): logistic density at z - logit θ, per unit."""
+        y = z - self.logits
+        return -F.softplus(y) - F.softplus(-y)
+
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        with torch.no_grad():
+            return self.hard(self.rsample_z(self.sample_noise(generator)))
+
+
+class CategoricalRelaxation:
+    """Categorical(θ) units with Gumbel relaxation ``z = log θ + Gumbel``, ``H(z) = onehot(argmax z)``.
+
+    ``logits``: ``[batch, ..., k]`` (unnormalized), or ``probs`` with rows in [0, 1].
+    """
+
+    kind = "categorical"
+
+    def __init__(self, logits: Tensor | None = None, probs: Tensor | None = None) -> None:
+        if (logits is None) == (probs is None):
+            raise ValueError("give exactly one of `logits` or `probs`")
+        if probs is not None:
+            check_probs(probs, "probs")
+            sums = probs.sum(-1)
+            if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+                raise ValueError("probs must sum to 1 over the last dimension (the classes)")
+            logits = torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
+        assert logits is not None
+        check_finite(logits, "logits")
+        if logits.dim() < 2:
+            raise ValueError(f"logits must have shape [batch, ..., k], got {tuple(logits.shape)}")
+        self.logits = logits
+        self.log_theta = torch.log_softmax(logits, dim=-1)
+
+    @property
+    def probs(self) -> Tensor:
+        return self.log_theta.exp()
+
+    def sample_noise(self, generator: torch.Generator | None = None) -> Tensor:
+        return _uniform(self.logits.shape, self.logits, generator)
+
+    def rsample_z(self, u: Tensor) -> Tensor:
+        """z = log θ - log(-log u) (003 App. A)."""
+        return self.log_theta - torch.log(-torch.log(u))
+
+    def hard(self, z: Tensor) -> Tensor:
+        """b = H(z) = one-hot(argmax z)."""
+        return F.one_hot(z.argmax(-1), z.shape[-1]).to(z.dtype).detach()
+
+    def conditional_z(self, b: Tensor, z: Tensor | None = None,
+                      generator: torch.Generator | None = None) -> Tensor:
+        """z̃ ~ p(z | b, θ) via the exponential race: T_i = E_i/θ_i, b = argmin T.
+
+        Given b, T_b ~ Exp(1) and T_i - T_b ~ Exp(θ_i) for i ≠ b, so
+        z̃_b = -log E_b and z̃_i = -log(E_i/θ_i + E_b) with E ~ Exp(1).  With ``z`` given,
+        E is recovered from z (tied noise, no gradient).
+        """
+        theta = self.log_theta.exp()
+        if z is None:
+            e = -torch.log(_uniform(self.logits.shape, self.logits, generator))
+            e_b = (e * b).sum(-1, keepdim=True)
+        else:
+            with torch.no_grad():
+                t = torch.exp(-z)
+                t_b = (t * b).sum(-1, keepdim=True)
+                e = theta * (t - t_b)
+                e_b = t_b
+        e_b = e_b.expand_as(theta)
+        z_other = -torch.log(e / theta + e_b)
+        z_top = -torch.log(e_b)
+        return torch.where(b > 0.5, z_top, z_other)
+
+    def log_prob(self, b: Tensor) -> Tensor:
+        """log p(b|θ) per unit, shape ``logits.shape[:-1]``."""
+        return (b * self.log_theta).sum(-1)
+
+    def log_prob_z(self, z: Tensor) -> Tensor:
+        """log p(z|θ): independent Gumbels located at log θ, per unit."""
+        y = z - self.log_theta
+        return (-y - torch.exp(-y)).sum(-1)
+
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        with torch.no_grad():
+            return self.hard(self.rsample_z(self.sample_noise(generator)))
+
+
+def as_relaxation(dist: object) -> Relaxation:
+    """Return ``dist`` if it is a relaxation; convert torch Bernoulli/Categorical/OneHot."""
+    if isinstance(dist, (BernoulliRelaxation, CategoricalRelaxation)):
+        return dist
+    if isinstance(dist, torch.distributions.Bernoulli):
+        return BernoulliRelaxation(logits=dist.logits)
+    if isinstance(dist, (torch.distributions.Categorical, torch.distributions.OneHotCategorical)):
+        return CategoricalRelaxation(logits=dist.logits)
+    raise TypeError(
+        "dist must be a BernoulliRelaxation, CategoricalRelaxation, or a torch Bernoulli/"
+        f"Categorical/OneHotCategorical distribution, got {type(dist).__name__}"
+    )
