@@ -63,12 +63,15 @@ def test_probs_in_range_are_accepted_and_match_logits():
     torch.testing.assert_close(rel.probs[0, 0], torch.tensor(0.25))
 
 
-@pytest.mark.parametrize("bad_f, message", [
-    (lambda b: b, r"f must return a tensor of shape \[batch\] = \(4,\), got \(4, 3\)"),
-    (lambda b: b.sum(), r"f must return a tensor of shape \[batch\]"),
-    (lambda b: 1.0, "f must return a torch.Tensor, got float"),
-    (lambda b: b.sum(-1) * float("nan"), r"f\(b\) contains NaN"),
-])
+@pytest.mark.parametrize(
+    "bad_f, message",
+    [
+        (lambda b: b, r"f must return a tensor of shape \[batch\] = \(4,\), got \(4, 3\)"),
+        (lambda b: b.sum(), r"f must return a tensor of shape \[batch\]"),
+        (lambda b: 1.0, "f must return a torch.Tensor, got float"),
+        (lambda b: b.sum(-1) * float("nan"), r"f\(b\) contains NaN"),
+    ],
+)
 def test_f_returning_the_wrong_thing(bad_f, message):
     dist = BernoulliRelaxation(logits=torch.zeros(4, 3))
     cv = ConcreteControlVariate("bernoulli")
@@ -92,8 +95,7 @@ def test_lax_and_reparameterization_need_rsample():
 
 def test_relax_rejects_continuous_distribution():
     with pytest.raises(TypeError, match="dist must be a BernoulliRelaxation"):
-        relax(torch.distributions.Normal(torch.zeros(2, 3), 1.0), f_ok,
-              ConcreteControlVariate())
+        relax(torch.distributions.Normal(torch.zeros(2, 3), 1.0), f_ok, ConcreteControlVariate())
 
 
 def test_bad_control_variate_settings():
@@ -123,16 +125,24 @@ def test_variance_loss_batch_needs_per_example_parameters():
         variance_loss(est, theta, kind="batch")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "relax-toyy"], "relax-toyy"),
-    (["run", "relax-toy", "--set", "stepz=10"], "stepz"),
-    (["run", "relax-toy", "--set", "steps=ten"], "steps"),
-    (["run", "relax-toy", "--set", "target=1.5", "--set", "steps=2"], "target must lie in"),
-    (["run", "relax-toy", "--set", "estimators=reinforce,bogus", "--set", "steps=2"], "bogus"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "relax-toyy"], "relax-toyy"),
+        (["run", "relax-toy", "--set", "stepz=10"], "stepz"),
+        (["run", "relax-toy", "--set", "steps=ten"], "steps"),
+        (["run", "relax-toy", "--set", "target=1.5", "--set", "steps=2"], "target must lie in"),
+        (["run", "relax-toy", "--set", "estimators=reinforce,bogus", "--set", "steps=2"], "bogus"),
+    ],
+)
 def test_cli_rejects_bad_relax_toy_input(tmp_path, args, message):
-    proc = subprocess.run([sys.executable, "-m", "stochgrad", *args, "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stochgrad", *args, "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error:") and message in proc.stderr
     assert "Traceback" not in proc.stderr

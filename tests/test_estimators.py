@@ -146,8 +146,9 @@ def categorical_estimators():
 def test_unbiased_on_categorical(name):
     estimator = categorical_estimators()[name]
     torch.manual_seed(2)
-    g = per_sample_grads(lambda th: estimator(CategoricalRelaxation(logits=th)),
-                         LOGITS6.expand(N, 6))
+    g = per_sample_grads(
+        lambda th: estimator(CategoricalRelaxation(logits=th)), LOGITS6.expand(N, 6)
+    )
     z = z_scores(g, exact_grad_categorical())
     assert z.abs().max() < Z_BOUND, z
 
@@ -193,6 +194,7 @@ def test_reparameterization_and_reinforce_on_gaussian():
         return b.pow(2).sum(-1)
 
     for est_fn in (reparameterization, reinforce):
+
         def estimator(params, est_fn=est_fn):
             return est_fn(torch.distributions.Normal(params[:, :3], params[:, 3:].exp()), f)
 
@@ -212,11 +214,14 @@ def test_f_depending_on_theta_is_unbiased():
     th = THETA5.clone().requires_grad_(True)
     p = torch.sigmoid(th)
     exact = torch.autograd.grad(((p * (1 - p)) * W5).sum(), th)[0]  # E[(b - p)^2] = p(1 - p)
-    for name, fn in (("reinforce", lambda d, f: reinforce(d, f)),
-                     ("relax", lambda d, f: relax(d, f, neural_cv(5))),
-                     ("rebar", lambda d, f: rebar(d, f, ConcreteControlVariate().to(DT)))):
-        g = per_sample_grads(lambda t: fn(BernoulliRelaxation(logits=t), objective(t)),
-                             THETA5.expand(N, 5))
+    for name, fn in (
+        ("reinforce", lambda d, f: reinforce(d, f)),
+        ("relax", lambda d, f: relax(d, f, neural_cv(5))),
+        ("rebar", lambda d, f: rebar(d, f, ConcreteControlVariate().to(DT))),
+    ):
+        g = per_sample_grads(
+            lambda t, fn=fn: fn(BernoulliRelaxation(logits=t), objective(t)), THETA5.expand(N, 5)
+        )
         assert z_scores(g, exact).abs().max() < Z_BOUND, name
 
 
@@ -230,7 +235,8 @@ def test_gradients_flow_through_logits_into_a_network():
 
     def f(b):
         return nn.functional.binary_cross_entropy_with_logits(
-            decoder(b), target, reduction="none").sum(-1)
+            decoder(b), target, reduction="none"
+        ).sum(-1)
 
     cv = ConcreteControlVariate("bernoulli") + neural_cv(200).float()
     logits = encoder(x)
@@ -247,8 +253,9 @@ def test_reinforce_surrogate_identity():
     """Tier A: on a fixed sample, ĝ_REINFORCE = (f(b) - baseline) (b - p) for Bernoulli logits."""
     logits = torch.tensor([[0.3, -1.0, 2.0]], dtype=DT, requires_grad=True)
     gen = torch.Generator().manual_seed(7)
-    est = reinforce(BernoulliRelaxation(logits=logits), lambda b: b.sum(-1) ** 2, baseline=0.5,
-                    generator=gen)
+    est = reinforce(
+        BernoulliRelaxation(logits=logits), lambda b: b.sum(-1) ** 2, baseline=0.5, generator=gen
+    )
     (g,) = torch.autograd.grad(est.surrogate, logits)
     expected = (est.f - 0.5)[:, None] * (est.sample - torch.sigmoid(logits.detach()))
     torch.testing.assert_close(g, expected)
@@ -284,8 +291,12 @@ def test_variance_loss_single_equals_two_g_dg_dphi():
     def g_hat(eta_value):
         cv.eta.data.fill_(eta_value)
         gen = torch.Generator().manual_seed(9)
-        est = relax(BernoulliRelaxation(logits=theta.expand(4, 1)), lambda b: (b - 0.45).pow(2).sum(-1),
-                    cv, generator=gen)
+        est = relax(
+            BernoulliRelaxation(logits=theta.expand(4, 1)),
+            lambda b: (b - 0.45).pow(2).sum(-1),
+            cv,
+            generator=gen,
+        )
         return est
 
     est = g_hat(0.7)
@@ -320,8 +331,11 @@ def test_trained_control_variate_lowers_variance():
     n = 20_000
 
     def total_variance(estimator):
-        return per_sample_grads(lambda t: estimator(BernoulliRelaxation(logits=t)),
-                                theta.expand(n, 5)).var(0).sum()
+        return (
+            per_sample_grads(lambda t: estimator(BernoulliRelaxation(logits=t)), theta.expand(n, 5))
+            .var(0)
+            .sum()
+        )
 
     var_reinforce = total_variance(lambda d: reinforce(d, f5))
     var_untrained = total_variance(lambda d: relax(d, f5, cv))
@@ -346,8 +360,10 @@ def test_baselines():
     torch.manual_seed(11)
     x = torch.randn(N, 2, dtype=DT)
     nvil = NeuralBaseline(mlp(2, (8,), 1).to(DT))
-    g = per_sample_grads(lambda t: reinforce(BernoulliRelaxation(logits=t), f5, baseline=nvil(x)),
-                         THETA5.expand(N, 5))
+    g = per_sample_grads(
+        lambda t: reinforce(BernoulliRelaxation(logits=t), f5, baseline=nvil(x)),
+        THETA5.expand(N, 5),
+    )
     assert z_scores(g, exact_grad_bernoulli(THETA5, f5)).abs().max() < Z_BOUND
     loss = nvil.loss(torch.ones(N, dtype=DT), x)
     loss.backward()

@@ -52,8 +52,13 @@ def test_exact_reference_matches_finite_difference():
 
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
-    overrides = ["steps=60", "checkpoint_every=20", "var_every=10", "var_samples=50",
-                 "snapshot_step=30"]
+    overrides = [
+        "steps=60",
+        "checkpoint_every=20",
+        "var_every=10",
+        "var_samples=50",
+        "snapshot_step=30",
+    ]
     full = run_experiment("relax-toy", "quick", overrides, seed=3, out_dir=tmp_path / "full")
 
     original = RunContext.save_checkpoint

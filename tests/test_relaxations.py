@@ -81,12 +81,15 @@ def test_log_prob_z_matches_torch_distributions():
     z = torch.tensor([[1.1, -0.4]], dtype=torch.float64)
     logistic = torch.distributions.TransformedDistribution(
         torch.distributions.Uniform(0.0, 1.0),
-        [torch.distributions.transforms.SigmoidTransform().inv,
-         torch.distributions.transforms.AffineTransform(logits, 1.0)],
+        [
+            torch.distributions.transforms.SigmoidTransform().inv,
+            torch.distributions.transforms.AffineTransform(logits, 1.0),
+        ],
     )
     expected = logistic.log_prob(z.float()).double()
-    torch.testing.assert_close(BernoulliRelaxation(logits=logits).log_prob_z(z), expected,
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        BernoulliRelaxation(logits=logits).log_prob_z(z), expected, atol=1e-5, rtol=1e-5
+    )
     rel = CategoricalRelaxation(logits=logits)
     gumbel = torch.distributions.Gumbel(rel.log_theta, torch.ones_like(logits))
     torch.testing.assert_close(rel.log_prob_z(z), gumbel.log_prob(z).sum(-1))

@@ -1,7 +1,6 @@
 """Gradient estimators for d/dθ E_{p(b|θ)}[f(b)] (papers 003, 004)."""
 
 from .control_variates import (
-    concrete,
     ConcreteControlVariate,
     ControlVariate,
     MovingAverageBaseline,
@@ -9,6 +8,7 @@ from .control_variates import (
     NeuralControlVariate,
     RelaxedInput,
     SumControlVariate,
+    concrete,
     mlp,
 )
 from .estimators import (
@@ -26,9 +26,27 @@ from .estimators import (
 from .relaxations import BernoulliRelaxation, CategoricalRelaxation, Relaxation, as_relaxation
 
 __all__ = [
-    "BernoulliRelaxation", "CategoricalRelaxation", "ConcreteControlVariate", "ControlVariate",
-    "Estimate", "GradientEstimator", "MovingAverageBaseline", "NeuralBaseline",
-    "NeuralControlVariate", "Relaxation", "RelaxedInput", "SumControlVariate", "as_relaxation",
-    "concrete", "dlax", "lax", "mlp", "rebar", "reinforce", "relax", "reparameterization", "score_term",
+    "BernoulliRelaxation",
+    "CategoricalRelaxation",
+    "ConcreteControlVariate",
+    "ControlVariate",
+    "Estimate",
+    "GradientEstimator",
+    "MovingAverageBaseline",
+    "NeuralBaseline",
+    "NeuralControlVariate",
+    "Relaxation",
+    "RelaxedInput",
+    "SumControlVariate",
+    "as_relaxation",
+    "concrete",
+    "dlax",
+    "lax",
+    "mlp",
+    "rebar",
+    "reinforce",
+    "relax",
+    "reparameterization",
+    "score_term",
     "variance_loss",
 ]

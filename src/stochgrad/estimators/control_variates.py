@@ -9,7 +9,7 @@ term evaluates it at ``σ_λ(z)``), ``cond`` an optional conditioning input ``[b
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +37,7 @@ class ControlVariate(nn.Module):
     def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
-    def __add__(self, other: "ControlVariate") -> "SumControlVariate":
+    def __add__(self, other: ControlVariate) -> SumControlVariate:
         return SumControlVariate(self, other)
 
 
@@ -59,8 +59,14 @@ class ConcreteControlVariate(ControlVariate):
     λ is stored as ``log λ`` so it stays positive.
     """
 
-    def __init__(self, kind: str = "bernoulli", eta: float = 1.0, temperature: float = 0.5,
-                 learn_eta: bool = True, learn_temperature: bool = True) -> None:
+    def __init__(
+        self,
+        kind: str = "bernoulli",
+        eta: float = 1.0,
+        temperature: float = 0.5,
+        learn_eta: bool = True,
+        learn_temperature: bool = True,
+    ) -> None:
         super().__init__()
         _check_kind_and_temperature(kind, temperature)
         self.kind = kind
@@ -84,11 +90,15 @@ class ConcreteControlVariate(ControlVariate):
 class RelaxedInput(nn.Module):
     """Maps z to σ_λ(z) with a learnable temperature; a first layer for neural control variates."""
 
-    def __init__(self, kind: str = "bernoulli", temperature: float = 0.5, learn: bool = True) -> None:
+    def __init__(
+        self, kind: str = "bernoulli", temperature: float = 0.5, learn: bool = True
+    ) -> None:
         super().__init__()
         _check_kind_and_temperature(kind, temperature)
         self.kind = kind
-        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)), requires_grad=learn)
+        self.log_temperature = nn.Parameter(
+            torch.tensor(math.log(temperature)), requires_grad=learn
+        )
 
     def forward(self, z: Tensor) -> Tensor:
         return concrete(z, self.kind, self.log_temperature.exp())
@@ -115,12 +125,18 @@ class NeuralControlVariate(ControlVariate):
         if out.dim() == 2 and out.shape[1] == 1:
             out = out.squeeze(1)
         if out.shape != (z.shape[0],):
-            raise ValueError(f"control-variate net must return [batch] or [batch, 1], got {tuple(out.shape)}")
+            raise ValueError(
+                f"control-variate net must return [batch] or [batch, 1], got {tuple(out.shape)}"
+            )
         return self.scale * out
 
 
-def mlp(in_features: int, hidden: tuple[int, ...], out_features: int = 1,
-        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def mlp(
+    in_features: int,
+    hidden: tuple[int, ...],
+    out_features: int = 1,
+    activation: type[nn.Module] = nn.ReLU,
+) -> nn.Sequential:
     """A plain multilayer perceptron ``in -> hidden... -> out``."""
     layers: list[nn.Module] = []
     width = in_features

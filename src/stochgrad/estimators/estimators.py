@@ -14,8 +14,9 @@ them).  Estimators never call ``backward``.  Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -71,12 +72,14 @@ def score_term(coef: Tensor, log_p: Tensor) -> Tensor:
     return coef.detach() * log_p + (coef - coef.detach()) * (log_p - log_p.detach())
 
 
-def _finish(fb: Tensor, per_example: Tensor, b: Tensor, log_prob: Tensor, reduction: str,
-            **extra: Tensor) -> Estimate:
+def _finish(
+    fb: Tensor, per_example: Tensor, b: Tensor, log_prob: Tensor, reduction: str, **extra: Tensor
+) -> Estimate:
     if fb.requires_grad:  # 004 eq. 11: f depends on θ directly, add its pathwise gradient
         per_example = per_example + fb
-    return Estimate(_reduce(per_example, reduction), per_example, b.detach(), fb.detach(),
-                    log_prob, **extra)
+    return Estimate(
+        _reduce(per_example, reduction), per_example, b.detach(), fb.detach(), log_prob, **extra
+    )
 
 
 def _batch_of(x: Tensor, name: str) -> int:
@@ -85,17 +88,26 @@ def _batch_of(x: Tensor, name: str) -> int:
     return x.shape[0]
 
 
-def reinforce(dist: torch.distributions.Distribution | Relaxation, f: Objective,
-              baseline: Tensor | float | None = None, *, reduction: str = "mean",
-              generator: torch.Generator | None = None) -> Estimate:
+def reinforce(
+    dist: torch.distributions.Distribution | Relaxation,
+    f: Objective,
+    baseline: Tensor | float | None = None,
+    *,
+    reduction: str = "mean",
+    generator: torch.Generator | None = None,
+) -> Estimate:
     """Score-function estimator ĝ = (f(b) - baseline) ∂/∂θ log p(b|θ) (003 eq. 2).
 
     ``baseline``: a number, ``[batch]`` tensor or ``None``; it may carry the graph of its own
     parameters (for the variance objective); any dependence on θ is ignored.
     """
     if isinstance(dist, torch.distributions.Distribution) and not isinstance(
-        dist, (torch.distributions.Bernoulli, torch.distributions.Categorical,
-               torch.distributions.OneHotCategorical)
+        dist,
+        (
+            torch.distributions.Bernoulli,
+            torch.distributions.Categorical,
+            torch.distributions.OneHotCategorical,
+        ),
     ):
         with torch.no_grad():
             b = dist.sample()
@@ -115,11 +127,14 @@ def reinforce(dist: torch.distributions.Distribution | Relaxation, f: Objective,
     return _finish(fb, score_term(coef, log_p), b, log_p, reduction)
 
 
-def reparameterization(dist: torch.distributions.Distribution, f: Objective, *,
-                       reduction: str = "mean") -> Estimate:
+def reparameterization(
+    dist: torch.distributions.Distribution, f: Objective, *, reduction: str = "mean"
+) -> Estimate:
     """Pathwise estimator ĝ = ∂f(b(θ, ε))/∂θ (003 eq. 3); needs ``dist.has_rsample``."""
     if not getattr(dist, "has_rsample", False):
-        raise TypeError(f"dist must support rsample (reparameterization), got {type(dist).__name__}")
+        raise TypeError(
+            f"dist must support rsample (reparameterization), got {type(dist).__name__}"
+        )
     b = dist.rsample()
     batch = _batch_of(b, "dist batch shape")
     fb = evaluate_f(f, b, batch)
@@ -127,8 +142,14 @@ def reparameterization(dist: torch.distributions.Distribution, f: Objective, *,
     return Estimate(_reduce(fb, reduction), fb, b.detach(), fb.detach(), log_p)
 
 
-def lax(dist: torch.distributions.Distribution, f: Objective, control_variate: ControlVariate,
-        cond: Tensor | None = None, *, reduction: str = "mean") -> Estimate:
+def lax(
+    dist: torch.distributions.Distribution,
+    f: Objective,
+    control_variate: ControlVariate,
+    cond: Tensor | None = None,
+    *,
+    reduction: str = "mean",
+) -> Estimate:
     """LAX: ĝ = [f(b) - c_φ(b)] ∂/∂θ log p(b|θ) + ∂/∂θ c_φ(b), b = T(θ, ε) (003 eq. 8).
 
     ``f`` is only queried (black box); ``dist`` must support ``rsample``.
@@ -145,10 +166,16 @@ def lax(dist: torch.distributions.Distribution, f: Objective, control_variate: C
     return _finish(fb, per_example, b, log_p, reduction, z=b)
 
 
-def relax(dist: Relaxation | torch.distributions.Distribution, f: Objective,
-          control_variate: ControlVariate, cond: Tensor | None = None, *,
-          tied_noise: bool = True, reduction: str = "mean",
-          generator: torch.Generator | None = None) -> Estimate:
+def relax(
+    dist: Relaxation | torch.distributions.Distribution,
+    f: Objective,
+    control_variate: ControlVariate,
+    cond: Tensor | None = None,
+    *,
+    tied_noise: bool = True,
+    reduction: str = "mean",
+    generator: torch.Generator | None = None,
+) -> Estimate:
     """RELAX: ĝ = [f(b) - c_φ(z̃)] ∂ log p(b|θ) + ∂ c_φ(z) - ∂ c_φ(z̃) (003 eq. 10).
 
     b = H(z), z ~ p(z|θ), z̃ ~ p(z|b, θ).  ``tied_noise`` draws z̃ from the same uniform as z.
@@ -166,21 +193,40 @@ def relax(dist: Relaxation | torch.distributions.Distribution, f: Objective,
     return _finish(fb, per_example, b, log_p, reduction, z=z, z_tilde=z_tilde)
 
 
-def rebar(dist: Relaxation | torch.distributions.Distribution, f: Objective,
-          control_variate: ControlVariate, cond: Tensor | None = None, *,
-          tied_noise: bool = True, reduction: str = "mean",
-          generator: torch.Generator | None = None) -> Estimate:
+def rebar(
+    dist: Relaxation | torch.distributions.Distribution,
+    f: Objective,
+    control_variate: ControlVariate,
+    cond: Tensor | None = None,
+    *,
+    tied_noise: bool = True,
+    reduction: str = "mean",
+    generator: torch.Generator | None = None,
+) -> Estimate:
     """REBAR (Tucker et al. 2017): RELAX with c(z) = η f(σ_λ(z)) (003 section 3.4).
 
     Pass a :class:`ConcreteControlVariate` (η and λ learnable) as ``control_variate``.
     """
-    return relax(dist, f, control_variate, cond, tied_noise=tied_noise, reduction=reduction,
-                 generator=generator)
+    return relax(
+        dist,
+        f,
+        control_variate,
+        cond,
+        tied_noise=tied_noise,
+        reduction=reduction,
+        generator=generator,
+    )
 
 
-def dlax(dist: Relaxation | torch.distributions.Distribution, f: Objective,
-         control_variate: ControlVariate, cond: Tensor | None = None, *,
-         reduction: str = "mean", generator: torch.Generator | None = None) -> Estimate:
+def dlax(
+    dist: Relaxation | torch.distributions.Distribution,
+    f: Objective,
+    control_variate: ControlVariate,
+    cond: Tensor | None = None,
+    *,
+    reduction: str = "mean",
+    generator: torch.Generator | None = None,
+) -> Estimate:
     """DLAX: ĝ = f(b) ∂ log p(b|θ) - c_φ(z) ∂ log p(z|θ) + ∂ c_φ(z), b = H(z) (004 eq. 7)."""
     relaxation = as_relaxation(dist)
     z = relaxation.rsample_z(relaxation.sample_noise(generator))
@@ -194,8 +240,9 @@ def dlax(dist: Relaxation | torch.distributions.Distribution, f: Objective,
     return _finish(fb, per_example, b, log_p, reduction, z=z)
 
 
-def variance_loss(estimate: Estimate, wrt: Tensor | list[Tensor], kind: str = "single"
-                  ) -> tuple[Tensor, list[Tensor]]:
+def variance_loss(
+    estimate: Estimate, wrt: Tensor | list[Tensor], kind: str = "single"
+) -> tuple[Tensor, list[Tensor]]:
     """Objective whose φ-gradient lowers the estimator's variance (003 section 3.3, eq. 11).
 
     ``kind="single"``: Σ ĝ², with ĝ = ∂ surrogate / ∂ wrt; its gradient 2 ĝ ∂ĝ/∂φ is an
@@ -225,8 +272,11 @@ class GradientEstimator(nn.Module):
     parameters are φ, to be trained with :func:`variance_loss` at their own learning rate.
     """
 
-    _functions: dict[str, Callable[..., Estimate]] = {
-        "lax": lax, "relax": relax, "rebar": rebar, "dlax": dlax,
+    _functions: ClassVar[dict[str, Callable[..., Estimate]]] = {
+        "lax": lax,
+        "relax": relax,
+        "rebar": rebar,
+        "dlax": dlax,
     }
 
     def __init__(self, name: str, control_variate: ControlVariate) -> None:

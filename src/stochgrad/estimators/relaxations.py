@@ -41,8 +41,9 @@ class Relaxation(Protocol):
     def sample_noise(self, generator: torch.Generator | None = None) -> Tensor: ...
     def rsample_z(self, u: Tensor) -> Tensor: ...
     def hard(self, z: Tensor) -> Tensor: ...
-    def conditional_z(self, b: Tensor, z: Tensor | None = None,
-                      generator: torch.Generator | None = None) -> Tensor: ...
+    def conditional_z(
+        self, b: Tensor, z: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor: ...
     def log_prob(self, b: Tensor) -> Tensor: ...
     def log_prob_z(self, z: Tensor) -> Tensor: ...
     def sample(self, generator: torch.Generator | None = None) -> Tensor: ...
@@ -82,8 +83,9 @@ class BernoulliRelaxation:
         """b = H(z) = 1[z > 0]."""
         return (z > 0).to(z.dtype).detach()
 
-    def conditional_z(self, b: Tensor, z: Tensor | None = None,
-                      generator: torch.Generator | None = None) -> Tensor:
+    def conditional_z(
+        self, b: Tensor, z: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """z̃ ~ p(z | b, θ), reparameterized in θ.
 
         With ``z`` given the noise is tied: ``v`` is recovered from ``z`` (no gradient), so
@@ -113,7 +115,6 @@ class BernoulliRelaxation:
         """log p(z|θ): logistic density at z - logit θ, per unit."""
         y = z - self.logits
         return -F.softplus(y) - F.softplus(-y)
-
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         with torch.no_grad():
@@ -159,8 +160,9 @@ class CategoricalRelaxation:
         """b = H(z) = one-hot(argmax z)."""
         return F.one_hot(z.argmax(-1), z.shape[-1]).to(z.dtype).detach()
 
-    def conditional_z(self, b: Tensor, z: Tensor | None = None,
-                      generator: torch.Generator | None = None) -> Tensor:
+    def conditional_z(
+        self, b: Tensor, z: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """z̃ ~ p(z | b, θ) via the exponential race: T_i = E_i/θ_i, b = argmin T.
 
         Given b, T_b ~ Exp(1) and T_i - T_b ~ Exp(θ_i) for i ≠ b, so
@@ -190,7 +192,6 @@ class CategoricalRelaxation:
         """log p(z|θ): independent Gumbels located at log θ, per unit."""
         y = z - self.log_theta
         return (-y - torch.exp(-y)).sum(-1)
-
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         with torch.no_grad():

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor, nn
 
-from ..estimators import (  # noqa: E402
+from ..estimators import (
     BernoulliRelaxation,
     ConcreteControlVariate,
     ControlVariate,
@@ -29,7 +29,7 @@ from ..estimators import (  # noqa: E402
     relax,
     variance_loss,
 )
-from ..runner.registry import register  # noqa: E402
+from ..runner.registry import register
 
 ESTIMATORS = ("reinforce", "rebar", "relax")
 
@@ -90,8 +90,9 @@ def make_control_variate(name: str, cfg: RelaxToyConfig) -> ControlVariate | Non
     if name == "rebar":
         return ConcreteControlVariate("bernoulli", eta=1.0, temperature=cfg.temperature)
     if name == "relax":
-        net = nn.Sequential(RelaxedInput("bernoulli", cfg.temperature),
-                            mlp(1, (cfg.cv_hidden,), 1, nn.Tanh))
+        net = nn.Sequential(
+            RelaxedInput("bernoulli", cfg.temperature), mlp(1, (cfg.cv_hidden,), 1, nn.Tanh)
+        )
         return NeuralControlVariate(net, scale=0.0)
     raise ValueError(f"estimators: unknown estimator {name!r}; choose from {ESTIMATORS}")
 
@@ -120,8 +121,12 @@ def control_variate_curve(theta: float, cv: ControlVariate | None, f, u: Tensor)
     return cv(z.unsqueeze(1), f)
 
 
-@register("relax-toy", RelaxToyConfig, PRESETS,
-          "RELAX paper section 6.1 / Fig. 1: toy Bernoulli problem, REINFORCE vs REBAR vs RELAX")
+@register(
+    "relax-toy",
+    RelaxToyConfig,
+    PRESETS,
+    "RELAX paper section 6.1 / Fig. 1: toy Bernoulli problem, REINFORCE vs REBAR vs RELAX",
+)
 def run(cfg: RelaxToyConfig, ctx) -> dict[str, float]:
     if not 0.0 < cfg.target < 1.0:
         raise ValueError(f"target must lie in (0, 1), got {cfg.target}")
@@ -158,14 +163,19 @@ def run(cfg: RelaxToyConfig, ctx) -> dict[str, float]:
         snapshot = state["snapshot"]
 
     def save(step: int) -> None:
-        ctx.save_checkpoint({
-            "step": step,
-            "theta": {n: theta[n].detach().clone() for n in names},
-            "opt": {n: opt[n].state_dict() for n in names},
-            "cv": {n: cvs[n].state_dict() for n in names if cvs[n] is not None},
-            "cv_opt": {n: cv_opt[n].state_dict() for n in names if cvs[n] is not None},
-            "history": history, "steps_to_p05": steps_to_p05, "snapshot": snapshot,
-        }, step)
+        ctx.save_checkpoint(
+            {
+                "step": step,
+                "theta": {n: theta[n].detach().clone() for n in names},
+                "opt": {n: opt[n].state_dict() for n in names},
+                "cv": {n: cvs[n].state_dict() for n in names if cvs[n] is not None},
+                "cv_opt": {n: cv_opt[n].state_dict() for n in names if cvs[n] is not None},
+                "history": history,
+                "steps_to_p05": steps_to_p05,
+                "snapshot": snapshot,
+            },
+            step,
+        )
 
     for step in ctx.progress(range(start, cfg.steps), desc="relax-toy"):
         row: dict[str, float] = {}
@@ -197,11 +207,16 @@ def run(cfg: RelaxToyConfig, ctx) -> dict[str, float]:
                 log10_var = math.log10(grads.var().item() + 1e-300)
                 history[f"log10_var.{n}"].append(log10_var)
                 row[f"log10_grad_var.{n}"] = log10_var
-                row[f"grad_mean_minus_exact.{n}"] = (grads.mean() - exact_grad(theta[n].detach(), t)).item()
+                row[f"grad_mean_minus_exact.{n}"] = (
+                    grads.mean() - exact_grad(theta[n].detach(), t)
+                ).item()
             if step + 1 == cfg.snapshot_step:
-                snapshot[n] = {"theta": theta[n].detach().clone(),
-                               "cv": {k: v.clone() for k, v in cvs[n].state_dict().items()}
-                               if cvs[n] is not None else {}}
+                snapshot[n] = {
+                    "theta": theta[n].detach().clone(),
+                    "cv": {k: v.clone() for k, v in cvs[n].state_dict().items()}
+                    if cvs[n] is not None
+                    else {},
+                }
         if step % cfg.var_every == 0:
             history["var_step"].append(step + 1)
         ctx.log(step + 1, **row)
@@ -212,7 +227,9 @@ def run(cfg: RelaxToyConfig, ctx) -> dict[str, float]:
     for n in names:
         metrics[f"final_prob.{n}"] = torch.sigmoid(theta[n]).item()
         metrics[f"final_loss.{n}"] = exact_loss(theta[n].detach(), t).item()
-        metrics[f"log10_grad_var.{n}"] = sum(history[f"log10_var.{n}"]) / len(history[f"log10_var.{n}"])
+        metrics[f"log10_grad_var.{n}"] = sum(history[f"log10_var.{n}"]) / len(
+            history[f"log10_var.{n}"]
+        )
         reached = steps_to_p05[n] > 0
         metrics[f"steps_to_p05.{n}"] = float(steps_to_p05[n] if reached else cfg.steps)
         metrics[f"reached_p05.{n}"] = float(reached)
@@ -222,8 +239,10 @@ def run(cfg: RelaxToyConfig, ctx) -> dict[str, float]:
 
 def _figures(cfg: RelaxToyConfig, ctx, names, f, cvs, snapshot, history) -> None:
     colors = {"reinforce": "tab:red", "rebar": "tab:blue", "relax": "tab:green"}
-    for key, ylabel, fname in [("loss", "loss E[(b - t)^2]", "loss"),
-                               ("log10_var", "log10 Var(ĝ)", "grad_variance")]:
+    for key, ylabel, fname in [
+        ("loss", "loss E[(b - t)^2]", "loss"),
+        ("log10_var", "log10 Var(ĝ)", "grad_variance"),
+    ]:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for n in names:
             values = history[f"{key}.{n}"]
@@ -247,7 +266,9 @@ def _figures(cfg: RelaxToyConfig, ctx, names, f, cvs, snapshot, history) -> None
         if cv is not None:
             cv.load_state_dict(snap["cv"])
         theta = float(snap["theta"])
-        ax.plot(u, control_variate_curve(theta, cv, f, u), color=colors.get(n), label=f"{n} c(z(u))")
+        ax.plot(
+            u, control_variate_curve(theta, cv, f, u), color=colors.get(n), label=f"{n} c(z(u))"
+        )
     theta0 = float(next(iter(snapshot.values()))["theta"]) if snapshot else cfg.init_logit
     b = (u > torch.sigmoid(torch.tensor(-theta0))).float()
     ax.plot(u, (b - cfg.target) ** 2, color="k", ls=":", label="f(H(z(u)))")
