@@ -14,6 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..nn import mlp  # noqa: F401  (re-exported)
+
 Objective = Callable[[Tensor], Tensor]
 
 
@@ -129,22 +131,6 @@ class NeuralControlVariate(ControlVariate):
                 f"control-variate net must return [batch] or [batch, 1], got {tuple(out.shape)}"
             )
         return self.scale * out
-
-
-def mlp(
-    in_features: int,
-    hidden: tuple[int, ...],
-    out_features: int = 1,
-    activation: type[nn.Module] = nn.ReLU,
-) -> nn.Sequential:
-    """A plain multilayer perceptron ``in -> hidden... -> out``."""
-    layers: list[nn.Module] = []
-    width = in_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), activation()]
-        width = h
-    layers.append(nn.Linear(width, out_features))
-    return nn.Sequential(*layers)
 
 
 class MovingAverageBaseline(nn.Module):

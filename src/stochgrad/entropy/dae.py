@@ -1,0 +1,201 @@
+"""Denoising score models: regular DAE, residual DAE and the amortized residual DAE (AR-DAE).
+
+All three estimate the score ∇_x log q(x) of the distribution their training samples come from
+(paper 000 sections 2.2-4.1).  Shapes: samples ``x`` are ``[batch, d]`` with an optional
+conditioning input ``cond`` ``[batch, c]`` (data in a VAE, state in RL); AR-DAE also accepts
+``[n_cond, n_z, d]`` with ``cond`` ``[n_cond, c]`` for the adaptive prior of App. F.2.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import mlp
+
+PARAMETERIZATIONS = ("residual", "gradient")
+SIGMA_INPUTS = ("signed", "abs", "none")
+
+
+class ScoreNetwork(nn.Module):
+    """f(x; σ, cond) ∈ R^d, either output directly (``"residual"``) or as f = ∇_x ψ(x; σ, cond)
+    of a scalar potential ψ (``"gradient"``, 000 App. D.1; needed for log-densities).
+
+    ``sigma_input``: feed σ (``"signed"``), |σ| (``"abs"``, App. D.2) or nothing (``"none"``).
+    """
+
+    def __init__(self, dim: int, cond_dim: int = 0, hidden: tuple[int, ...] = (256, 256, 256),
+                 activation: str = "softplus", parameterization: str = "residual",
+                 sigma_input: str = "signed") -> None:
+        super().__init__()
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
+                             f"got {parameterization!r}")
+        if sigma_input not in SIGMA_INPUTS:
+            raise ValueError(f"sigma_input must be one of {SIGMA_INPUTS}, got {sigma_input!r}")
+        if dim < 1 or cond_dim < 0:
+            raise ValueError(f"dim must be >= 1 and cond_dim >= 0, got {dim}, {cond_dim}")
+        self.dim, self.cond_dim = dim, cond_dim
+        self.parameterization, self.sigma_input = parameterization, sigma_input
+        n_in = dim + cond_dim + (sigma_input != "none")
+        n_out = dim if parameterization == "residual" else 1
+        self.net = mlp(n_in, hidden, n_out, activation)
+
+    def _inputs(self, x: Tensor, sigma: Tensor | None, cond: Tensor | None) -> Tensor:
+        parts = [x]
+        if self.sigma_input != "none":
+            if sigma is None:
+                sigma = x.new_zeros(())
+            sigma = sigma.abs() if self.sigma_input == "abs" else sigma
+            parts.append(sigma.to(x.dtype).expand(*x.shape[:-1], 1))
+        if self.cond_dim:
+            if cond is None or cond.shape[-1] != self.cond_dim:
+                raise ValueError(f"cond must have shape [..., {self.cond_dim}], "
+                                 f"got {None if cond is None else tuple(cond.shape)}")
+            parts.append(cond.expand(*x.shape[:-1], self.cond_dim))
+        elif cond is not None:
+            raise ValueError("cond was given but the network was built with cond_dim=0")
+        return torch.cat(parts, dim=-1)
+
+    def potential(self, x: Tensor, sigma: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        """ψ(x; σ, cond), ``[...]`` (gradient parameterization only)."""
+        if self.parameterization != "gradient":
+            raise ValueError("potential() needs parameterization='gradient'")
+        return self.net(self._inputs(x, sigma, cond)).squeeze(-1)
+
+    def forward(self, x: Tensor, sigma: Tensor | None = None, cond: Tensor | None = None,
+                create_graph: bool | None = None) -> Tensor:
+        """f(x; σ, cond), shape of ``x``.  ``create_graph`` (gradient parameterization) keeps the
+        graph of ∇_x ψ for training; it defaults to ``torch.is_grad_enabled()``."""
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
+        if self.parameterization == "residual":
+            return self.net(self._inputs(x, sigma, cond))
+        create_graph = torch.is_grad_enabled() if create_graph is None else create_graph
+        with torch.enable_grad():
+            x_in = x if x.requires_grad else x.detach().requires_grad_(True)
+            psi = self.potential(x_in, sigma, cond)
+            (f,) = torch.autograd.grad(psi.sum(), x_in, create_graph=create_graph)
+        return f
+
+
+def _check_sigma(value: float, name: str) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+class RegularDAE(nn.Module):
+    """Regular DAE: minimize E||r(x + σu) - x||², score (r(x) - x)/σ² (000 section 2.2)."""
+
+    def __init__(self, dim: int, sigma: float, cond_dim: int = 0,
+                 hidden: tuple[int, ...] = (256, 256, 256), activation: str = "softplus") -> None:
+        super().__init__()
+        self.sigma = _check_sigma(sigma, "sigma")
+        self.reconstruction = ScoreNetwork(dim, cond_dim, hidden, activation, "residual", "none")
+
+    def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        x = x.detach()
+        u = torch.randn_like(x)
+        r = self.reconstruction(x + self.sigma * u, cond=cond)
+        return (r - x).pow(2).sum(-1).mean()
+
+    def score(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """f_r(x) = (r(x) - x)/σ²."""
+        return (self.reconstruction(x, cond=cond) - x) / self.sigma**2
+
+
+class ResidualDAE(nn.Module):
+    """Residual DAE with loss rescaling at a fixed σ: minimize E||u + σ f(x + σu)||² (eq. 2)."""
+
+    def __init__(self, dim: int, sigma: float, cond_dim: int = 0,
+                 hidden: tuple[int, ...] = (256, 256, 256), activation: str = "softplus",
+                 parameterization: str = "residual") -> None:
+        super().__init__()
+        self.sigma = _check_sigma(sigma, "sigma")
+        self.f = ScoreNetwork(dim, cond_dim, hidden, activation, parameterization, "none")
+
+    def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        x = x.detach()
+        u = torch.randn_like(x)
+        return (u + self.sigma * self.f(x + self.sigma * u, cond=cond)).pow(2).sum(-1).mean()
+
+    def score(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        return self.f(x, cond=cond)
+
+
+class ARDAE(nn.Module):
+    """Amortized residual DAE (000 eq. 2; eq. 13 with conditioning and the adaptive prior).
+
+    L = E_{x, u ~ N(0, I), σ ~ N(0, δ²)} ||u + σ f(x̃ + σu; σ, cond)||², with x̃ = s (x - b) the
+    normalized input (App. F.2: ``scale`` s and a pseudo-mean ``center`` b), ``n_sigma`` draws
+    of σ per sample, and δ fixed (``delta``) or adaptive, δ(cond) = ``delta_scale`` · S_{x|cond}
+    with S the sample standard deviation (mean over dimensions) of the n_z samples per condition.
+    The score is ∇_x log q(x) = s · f(x̃; σ = 0).
+    """
+
+    def __init__(self, dim: int, cond_dim: int = 0, hidden: tuple[int, ...] = (256, 256, 256),
+                 activation: str = "softplus", parameterization: str = "residual",
+                 delta: float = 0.1, n_sigma: int = 10, sigma_input: str = "signed",
+                 scale: float = 1.0, delta_scale: float | None = None) -> None:
+        super().__init__()
+        if sigma_input == "none":
+            raise ValueError("AR-DAE is conditioned on σ: sigma_input must be 'signed' or 'abs'")
+        self.delta = _check_sigma(delta, "delta")
+        self.scale = _check_sigma(scale, "scale")
+        self.delta_scale = None if delta_scale is None else _check_sigma(delta_scale, "delta_scale")
+        if n_sigma < 1:
+            raise ValueError(f"n_sigma must be >= 1, got {n_sigma}")
+        self.n_sigma = int(n_sigma)
+        self.f = ScoreNetwork(dim, cond_dim, hidden, activation, parameterization, sigma_input)
+
+    def normalize(self, x: Tensor, center: Tensor | None = None) -> Tensor:
+        """x̃ = s (x - b)."""
+        return self.scale * (x if center is None else x - center)
+
+    def prior_scale(self, x_tilde: Tensor) -> Tensor:
+        """δ per sample, broadcastable to ``x_tilde[..., :1]``."""
+        if self.delta_scale is None:
+            return x_tilde.new_full((), self.delta)
+        if x_tilde.dim() != 3 or x_tilde.shape[1] < 2:
+            raise ValueError("the adaptive prior needs x of shape [n_cond, n_z, d] with n_z >= 2, "
+                             f"got {tuple(x_tilde.shape)}")
+        spread = x_tilde.std(dim=1).mean(-1)  # S_{x|cond}: [n_cond]
+        return (self.delta_scale * spread).clamp_min(1e-8)[:, None, None]
+
+    def loss(self, x: Tensor, cond: Tensor | None = None, center: Tensor | None = None) -> Tensor:
+        """The AR-DAE objective on samples ``x`` ``[batch, d]`` or ``[n_cond, n_z, d]``.
+
+        ``cond`` ``[batch, c]`` / ``[n_cond, c]``; ``center`` b broadcastable to ``x``.  The
+        samples are detached: the objective never trains the sampler.
+        """
+        x_tilde = self.normalize(x.detach(), None if center is None else center.detach())
+        if cond is not None:
+            cond = cond.detach()
+            if x_tilde.dim() == 3 and cond.dim() == 2:
+                cond = cond[:, None, :]
+        delta = self.prior_scale(x_tilde)
+        x_rep = x_tilde.unsqueeze(0).expand(self.n_sigma, *x_tilde.shape)
+        sigma = torch.randn(*x_rep.shape[:-1], 1, device=x.device, dtype=x.dtype) * delta
+        u = torch.randn_like(x_rep)
+        f = self.f(x_rep + sigma * u, sigma, cond)
+        return (u + sigma * f).pow(2).sum(-1).mean()
+
+    def score(self, x: Tensor, cond: Tensor | None = None, center: Tensor | None = None,
+              sigma: float = 0.0) -> Tensor:
+        """∇_x log q(x|cond) ≈ s · f(s (x - b); σ, cond), by default at σ = 0; no graph."""
+        x_tilde = self.normalize(x.detach(), None if center is None else center.detach())
+        if cond is not None and x_tilde.dim() == 3 and cond.dim() == 2:
+            cond = cond[:, None, :]
+        sig = x_tilde.new_full((), float(sigma))
+        with torch.no_grad() if self.f.parameterization == "residual" else torch.enable_grad():
+            f = self.f(x_tilde, sig, None if cond is None else cond.detach(), create_graph=False)
+        return self.scale * f.detach()
+
+    def potential(self, x: Tensor, cond: Tensor | None = None,
+                  center: Tensor | None = None) -> Tensor:
+        """ψ(x̃; σ = 0, cond): an unnormalized log q(x|cond) (gradient parameterization)."""
+        x_tilde = self.normalize(x, center)
+        if cond is not None and x_tilde.dim() == 3 and cond.dim() == 2:
+            cond = cond[:, None, :]
+        return self.f.potential(x_tilde, x_tilde.new_zeros(()), cond)
