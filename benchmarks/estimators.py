@@ -1,0 +1,781 @@
+"""Benchmark: speed, variance and bias of the gradient estimators, stochgrad vs storchastic.
+
+Two problems, measured in one run (stochgrad in this process, storchastic in a subprocess
+because it monkey-patches torch and keeps global state at import):
+
+1. Toy (003 section 6.1): f(b) = (b - t)^2, t = 0.499, b ~ Bernoulli(sigmoid(θ)) at θ = 0,
+   exact gradient p(1 - p)(1 - 2t) = 0.0005.  Per estimator: time of one single-sample
+   estimate (+ ``torch.autograd.grad``), time per sample when 10^4 are computed in one batch,
+   variance and bias (in standard errors) from N independent single-sample estimates.
+2. Discrete-VAE-sized: 200 Bernoulli latents, batch 24, logits from a fixed random
+   Linear(784, 200) encoder on binarized MNIST rows, f(b) = -log p(x|b) with a fixed random
+   Linear(200, 784) Bernoulli decoder.  Per estimator: time of one estimate for the whole
+   batch (forward + backward to the logits), time per row in a 1008-row batch, and the mean
+   over the 24 x 200 logits of the per-logit variance across R repeated estimates.
+
+Usage::
+
+    python3 benchmarks/estimators.py [--quick] [--out benchmarks/results] [--seed 0]
+
+Writes ``estimators.json`` and ``estimators.md`` under ``--out`` and prints the markdown.
+All timings use ``torch.set_num_threads(1)`` and ``time.perf_counter`` after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MNIST = REPO.parent / "shared" / "data" / "binarized_mnist.npz"
+TARGET = 0.499
+THETA = 0.0
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of one benchmark run; ``full()`` and ``quick()`` are the two presets."""
+
+    mode: str
+    """"full" or "quick"."""
+    seed: int = 0
+    """Seed of every random draw (estimator rows reseed with seed + row index)."""
+    toy_var_samples: int = 100_000
+    """Independent single-sample estimates for the toy variance and bias."""
+    toy_time_repeats: int = 500
+    """Timed single-sample estimates on the toy (median reported)."""
+    toy_vec_batch: int = 10_000
+    """Estimates per call for the vectorized timing."""
+    vec_repeats: int = 10
+    """Timed vectorized calls (median reported)."""
+    warmup: int = 20
+    """Untimed calls before timing."""
+    baseline_warmup: int = 300
+    """Calls that settle the moving-average baselines before measuring (storch's starts at 0)."""
+    train_steps: int = 500
+    """Steps of variance_loss training for the "(trained)" rows, at fixed θ = 0."""
+    train_lr: float = 0.01
+    """Adam learning rate of the control-variate parameters."""
+    vae_repeats: int = 200
+    """Repeated whole-batch estimates for the VAE variance (each one is also timed)."""
+    vae_vec_rows: int = 1008
+    """Rows (42 copies of the 24-row batch) for the VAE vectorized timing."""
+
+    @staticmethod
+    def full(seed: int = 0) -> BenchConfig:
+        return BenchConfig("full", seed)
+
+    @staticmethod
+    def quick(seed: int = 0) -> BenchConfig:
+        return BenchConfig("quick", seed, toy_var_samples=20_000, toy_time_repeats=100,
+                           vec_repeats=3, warmup=5, train_steps=200,
+                           vae_repeats=40, vae_vec_rows=240)
+
+
+def exact_toy_grad(theta: float = THETA, t: float = TARGET) -> float:
+    """d/dθ E[(b - t)^2] = p (1 - p)(1 - 2t), p = sigmoid(θ)."""
+    p = 1.0 / (1.0 + math.exp(-theta))
+    return p * (1 - p) * (1 - 2 * t)
+
+
+def toy_f(b: Tensor) -> Tensor:
+    """[batch, 1] -> [batch]."""
+    return (b - TARGET).pow(2).sum(-1)
+
+
+def median_ms(times: list[float]) -> float:
+    return float(np.median(times)) * 1e3
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def grad_stats(g: Tensor, exact: float | None) -> dict[str, float]:
+    """Mean, variance, log10 variance and bias z = (mean - exact)/s.e. of estimates ``g: [N]``."""
+    g = g.detach().double()
+    n = g.numel()
+    var = g.var().item()
+    out = {"n_estimates": n, "mean": g.mean().item(), "variance": var,
+           "log10_variance": math.log10(var) if var > 0 else float("-inf")}
+    if exact is not None:
+        out["bias_z"] = (g.mean().item() - exact) / math.sqrt(var / n) if var > 0 else float("nan")
+    return out
+
+
+def vae_variance(grads: Tensor) -> dict[str, float]:
+    """grads: [R, 24, 200] per-example gradients w.r.t. the logits from R repeated estimates."""
+    var = grads.double().var(dim=0).mean().item()
+    return {"n_estimates": grads.shape[0], "variance": var, "log10_variance": math.log10(var)}
+
+
+def make_vae_problem(cfg: BenchConfig, mnist: Path) -> dict:
+    """Fixed data, encoder logits and decoder weights shared by both libraries."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if mnist.is_file():
+        train = np.load(mnist)["train"]
+        rows = torch.randperm(train.shape[0], generator=gen)[:24].numpy()
+        x = torch.from_numpy(train[np.sort(rows)].astype(np.float32))
+        source = f"binarized MNIST train rows from {mnist}"
+    else:
+        x = (torch.rand(24, 784, generator=gen) < 0.13).float()
+        source = f"random binary data (MNIST file not found at {mnist})"
+    torch.manual_seed(cfg.seed)
+    encoder, decoder = nn.Linear(784, 200), nn.Linear(200, 784)
+    with torch.no_grad():
+        logits = encoder(x)
+    return {"x": x, "logits": logits, "dec_w": decoder.weight.detach().clone(),
+            "dec_b": decoder.bias.detach().clone(), "source": source}
+
+
+def vae_objective(problem: dict) -> Callable[[Tensor], Tensor]:
+    """f(b) = -log p(x|b), b: [rows, 200] with rows a multiple of 24 -> [rows]."""
+    x, w, bias = problem["x"], problem["dec_w"], problem["dec_b"]
+
+    def f(b: Tensor) -> Tensor:
+        xb = x.repeat(b.shape[0] // x.shape[0], 1)
+        out = F.linear(b, w, bias)
+        return (F.softplus(out) - xb * out).sum(-1)  # BCE-with-logits, summed over pixels
+
+    return f
+
+
+# ================================================================================================
+# stochgrad
+# ================================================================================================
+
+def stochgrad_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]]:
+    from stochgrad.estimators import (
+        BernoulliRelaxation,
+        ConcreteControlVariate,
+        MovingAverageBaseline,
+        NeuralControlVariate,
+        RelaxedInput,
+        dlax,
+        mlp,
+        reinforce,
+        relax,
+        variance_loss,
+    )
+
+    def toy_cv(scale: float = 1.0):
+        net = nn.Sequential(RelaxedInput("bernoulli", 0.5), mlp(1, (10,), 1, nn.Tanh))
+        return NeuralControlVariate(net, scale=scale)
+
+    def train(estimator, cv: nn.Module) -> None:
+        """variance_loss (single-sample Σ ĝ², 003 eq. 11) at fixed θ = 0, Adam on φ."""
+        params = [p for p in cv.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.train_lr)
+        theta = torch.full((1, 1), THETA, requires_grad=True)
+        for _ in range(cfg.train_steps):
+            loss, _ = variance_loss(estimator(BernoulliRelaxation(logits=theta)), theta)
+            for p, g in zip(params, torch.autograd.grad(loss, params)):
+                p.grad = g
+            opt.step()
+
+    # ---- toy ----------------------------------------------------------------------------------
+    exact = exact_toy_grad()
+    toy: dict[str, dict] = {}
+    for _ in range(200):  # process-wide warm-up (allocator, dispatcher) before any timing
+        leaf = torch.zeros(1, 1, requires_grad=True)
+        torch.autograd.grad(reinforce(BernoulliRelaxation(logits=leaf), toy_f).surrogate, leaf)
+
+    def toy_row(name: str, build, trained: bool = False) -> None:
+        torch.manual_seed(cfg.seed + len(toy))
+        estimator, cv, baseline = build()
+        if trained:
+            train(estimator, cv)
+        if baseline is not None:  # settle the moving average with single-sample estimates
+            leaf = torch.full((1, 1), THETA)
+            for _ in range(cfg.baseline_warmup):
+                baseline.update(estimator(BernoulliRelaxation(logits=leaf)).f)
+
+        def one(batch: int) -> Tensor:
+            leaf = torch.full((batch, 1), THETA, requires_grad=True)
+            est = estimator(BernoulliRelaxation(logits=leaf))
+            (g,) = torch.autograd.grad(est.surrogate if batch == 1 else est.per_example.sum(),
+                                       leaf)
+            if baseline is not None and batch == 1:
+                baseline.update(est.f)
+            return g
+
+        single = timed(lambda: one(1), cfg.toy_time_repeats, cfg.warmup)
+        vec = timed(lambda: one(cfg.toy_vec_batch), cfg.vec_repeats, 2)
+        if baseline is not None:  # a constant baseline for the N independent estimates
+            frozen = baseline.value.clone()
+            estimator_n = estimator
+            estimator = lambda d: estimator_n(d, frozen)
+        leaf = torch.full((cfg.toy_var_samples, 1), THETA, requires_grad=True)
+        est = estimator(BernoulliRelaxation(logits=leaf))
+        (g,) = torch.autograd.grad(est.per_example.sum(), leaf)
+        toy[name] = {"time_ms": median_ms(single),
+                     "time_per_sample_us": median_ms(vec) * 1e3 / cfg.toy_vec_batch,
+                     **grad_stats(g.squeeze(1), exact)}
+
+    def b_reinforce():
+        return (lambda d: reinforce(d, toy_f)), None, None
+
+    def b_baseline():
+        ma = MovingAverageBaseline(decay=0.95)
+        def estimator(d, value=None):
+            return reinforce(d, toy_f, ma() if value is None else value)
+
+        return estimator, None, ma
+
+    def b_rebar():
+        cv = ConcreteControlVariate("bernoulli", eta=1.0, temperature=0.5)
+        return (lambda d: relax(d, toy_f, cv)), cv, None
+
+    def b_relax():
+        cv = toy_cv(1.0)
+        return (lambda d: relax(d, toy_f, cv)), cv, None
+
+    def b_dlax():
+        cv = toy_cv(1.0)
+        return (lambda d: dlax(d, toy_f, cv)), cv, None
+
+    toy_row("reinforce", b_reinforce)
+    toy_row("reinforce + moving-average baseline", b_baseline)
+    toy_row("rebar (untrained: η=1, λ=0.5)", b_rebar)
+    toy_row("rebar (trained η, λ)", b_rebar, trained=True)
+    toy_row("relax (untrained, scale 1)", b_relax)
+    toy_row("relax (trained φ)", b_relax, trained=True)
+    toy_row("dlax (untrained, scale 1)", b_dlax)
+    toy_row("dlax (trained φ)", b_dlax, trained=True)
+
+    # ---- discrete VAE -------------------------------------------------------------------------
+    f = vae_objective(problem)
+    logits0 = problem["logits"]
+    vae: dict[str, dict] = {}
+
+    def vae_row(name: str, build) -> None:
+        torch.manual_seed(cfg.seed + 100 + len(vae))
+        estimator, baseline = build()
+
+        def one(rows: int) -> Tensor:
+            leaf = logits0.repeat(rows // 24, 1).requires_grad_(True)
+            est = estimator(BernoulliRelaxation(logits=leaf))
+            (g,) = torch.autograd.grad(est.per_example.sum(), leaf)  # per-example ĝ
+            if baseline is not None:
+                baseline.update(est.f)
+            return g
+
+        for _ in range(cfg.warmup if baseline is None else cfg.baseline_warmup):
+            one(24)
+        grads, times = [], []
+        for _ in range(cfg.vae_repeats):
+            t0 = time.perf_counter()
+            g = one(24)
+            times.append(time.perf_counter() - t0)
+            grads.append(g)
+        vec = timed(lambda: one(cfg.vae_vec_rows), cfg.vec_repeats, 1)
+        vae[name] = {"time_ms": median_ms(times),
+                     "time_per_sample_us": median_ms(vec) * 1e3 / cfg.vae_vec_rows,
+                     **vae_variance(torch.stack(grads))}
+
+    def v_reinforce():
+        return (lambda d: reinforce(d, f)), None
+
+    def v_baseline():
+        ma = MovingAverageBaseline(decay=0.95)
+        return (lambda d: reinforce(d, f, ma())), ma
+
+    def v_rebar():
+        cv = ConcreteControlVariate("bernoulli", eta=1.0, temperature=0.5)
+        return (lambda d: relax(d, f, cv)), None
+
+    def v_relax():
+        cv = ConcreteControlVariate("bernoulli") + NeuralControlVariate(mlp(200, (200,), 1),
+                                                                        scale=1.0)
+        return (lambda d: relax(d, f, cv)), None
+
+    def v_dlax():
+        cv = ConcreteControlVariate("bernoulli") + NeuralControlVariate(mlp(200, (200,), 1),
+                                                                        scale=1.0)
+        return (lambda d: dlax(d, f, cv)), None
+
+    vae_row("reinforce", v_reinforce)
+    vae_row("reinforce + moving-average baseline", v_baseline)
+    vae_row("rebar (untrained: η=1, λ=0.5)", v_rebar)
+    vae_row("relax (untrained: REBAR term + MLP r_ρ, scale 1)", v_relax)
+    vae_row("dlax (untrained, same control variate as relax)", v_dlax)
+    return {"toy": toy, "vae": vae}
+
+
+# ================================================================================================
+# storchastic (runs in a subprocess: `--storchastic-worker DIR`)
+# ================================================================================================
+
+def storchastic_rows(cfg: BenchConfig, problem: dict, done: dict, save: Callable[[], None]
+                     ) -> bool:
+    """Same problems with storchastic's estimators.  Imports storch: call only in a subprocess.
+
+    Fills ``done[problem][estimator]`` in a fixed order, skipping rows already there, and calls
+    ``save()`` after each.  Returns False right after a row that raised: storchastic keeps
+    global state (``storch.wrappers``) that a crash can leave dirty, so the caller starts a
+    fresh process for the remaining rows.  Returns True when every row is done.
+
+    Distributions are built as ``Bernoulli(probs=sigmoid(θ))``: storchastic's RELAX/REBAR train
+    their parameters on the gradient flowing into ``probs`` only (``tensor.grad['probs']``).
+    """
+    import storch
+    from torch.distributions import Bernoulli
+
+    methods = storch.method
+
+    class Head(nn.Module):
+        """A control-variate MLP d_in -> hidden -> 1 on storchastic's relaxed sample."""
+
+        def __init__(self, d_in: int, hidden: int, act: type[nn.Module], squeeze: bool) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(d_in, hidden), act(), nn.Linear(hidden, 1))
+            self.squeeze = squeeze  # storch's REBAR adds c_φ to a cost with a trailing 1-dim
+
+        def forward(self, x):
+            out = self.net(x)
+            return out.squeeze(-1) if self.squeeze else out
+
+    def relaxed(method, temperature: float = 0.5):
+        method.temperature.data.fill_(temperature)  # λ = 0.5 as in our rows (default 1.0)
+        return method
+
+    def grads_for(method, theta: Tensor, f, update: bool = False) -> Tensor:
+        """One storch estimate on a [rows, d] leaf (rows independent, plate "data")."""
+        rows = theta.shape[0]
+        logits = storch.denote_independent(theta, 0, "data")
+        b = method(Bernoulli(probs=torch.sigmoid(logits)))
+        storch.add_cost(f(b, rows), "cost")
+        storch.backward(update_estimator_params=update)
+        g = theta.grad.detach() * rows  # storch averages over the "data" plate
+        theta.grad = None
+        return g
+
+    def train(method, f, d_in: int) -> None:
+        """storchastic's own variance training (update_parameters) with Adam on its parameters."""
+        opt = torch.optim.Adam(method.parameters(), lr=cfg.train_lr)
+        for _ in range(cfg.train_steps):
+            grads_for(method, torch.full((1, d_in), THETA, requires_grad=True), f, update=True)
+            opt.step()
+            opt.zero_grad()
+
+    def toy_f_st(b, rows: int):
+        return ((b - TARGET) ** 2).sum(-1)
+
+    logits0 = problem["logits"]
+    x_rows: dict[int, Tensor] = {}
+
+    def vae_f_st(b, rows: int):
+        """-log p(x|b); b carries plates ("z", "data"), x gets the same "data" plate."""
+        if rows not in x_rows:
+            x_rows[rows] = problem["x"].repeat(rows // 24, 1)
+        x = storch.denote_independent(x_rows[rows], 0, "data")
+        out = F.linear(b, problem["dec_w"], problem["dec_b"])
+        return (F.softplus(out) - x * out).sum(-1)  # same formula as vae_objective
+
+    def toy_row(i: int, name: str, make) -> dict:
+        torch.manual_seed(cfg.seed + i)
+        method = make()
+        if "trained" in name and "untrained" not in name:
+            train(method, toy_f_st, 1)
+
+        def one(rows: int) -> Tensor:
+            return grads_for(method, torch.full((rows, 1), THETA, requires_grad=True), toy_f_st)
+
+        for _ in range(cfg.baseline_warmup if "baseline" in name else 0):
+            one(1)  # settle the moving average (storch's starts at 0)
+        single = timed(lambda: one(1), cfg.toy_time_repeats, cfg.warmup)
+        vec = timed(lambda: one(cfg.toy_vec_batch), cfg.vec_repeats, 1)
+        g = one(cfg.toy_var_samples).squeeze(1)
+        return {"time_ms": median_ms(single),
+                "time_per_sample_us": median_ms(vec) * 1e3 / cfg.toy_vec_batch,
+                **grad_stats(g, exact_toy_grad())}
+
+    def vae_row(i: int, name: str, make) -> dict:
+        torch.manual_seed(cfg.seed + 100 + i)
+        method = make()
+
+        def one(rows: int) -> Tensor:
+            return grads_for(method, logits0.repeat(rows // 24, 1).requires_grad_(True), vae_f_st)
+
+        for _ in range(cfg.baseline_warmup if "baseline" in name else cfg.warmup):
+            one(24)
+        grads, times = [], []
+        for _ in range(cfg.vae_repeats):
+            t0 = time.perf_counter()
+            grads.append(one(24))
+            times.append(time.perf_counter() - t0)
+        vec = timed(lambda: one(cfg.vae_vec_rows), cfg.vec_repeats, 1)
+        return {"time_ms": median_ms(times),
+                "time_per_sample_us": median_ms(vec) * 1e3 / cfg.vae_vec_rows,
+                **vae_variance(torch.stack(grads))}
+
+    toy_tanh = lambda: Head(1, 10, nn.Tanh, True)
+    specs = {
+        "toy": (toy_row, {
+            "reinforce": lambda: methods.ScoreFunction("z", baseline_factory="none"),
+            "reinforce + moving-average baseline":
+                lambda: methods.ScoreFunction("z", baseline_factory="moving_average"),
+            "rebar (untrained: η=1, λ=0.5)": lambda: relaxed(methods.REBAR("z")),
+            "rebar (trained η, λ)": lambda: relaxed(methods.REBAR("z")),
+            "relax (untrained, scale 1)": lambda: relaxed(methods.RELAX("z", c_phi=toy_tanh())),
+            "relax (trained φ)": lambda: relaxed(methods.RELAX("z", c_phi=toy_tanh())),
+            "lax": lambda: methods.LAX("z", in_dim=1),
+            "arm": lambda: methods.ARM("z"),
+            "disarm": lambda: methods.DisARM("z"),
+            "gumbel-softmax (biased, τ=1)": lambda: methods.GumbelSoftmax("z"),
+        }),
+        "vae": (vae_row, {
+            "reinforce": lambda: methods.ScoreFunction("z", baseline_factory="none"),
+            "reinforce + moving-average baseline":
+                lambda: methods.ScoreFunction("z", baseline_factory="moving_average"),
+            "rebar (untrained: η=1, λ=0.5)": lambda: relaxed(methods.REBAR("z")),
+            "relax (untrained: REBAR term + MLP r_ρ, scale 1)":
+                lambda: relaxed(methods.REBAR("z", c_phi=Head(200, 200, nn.ReLU, False))),
+            "lax": lambda: methods.LAX("z", in_dim=200),
+            "arm": lambda: methods.ARM("z"),
+            "disarm": lambda: methods.DisARM("z"),
+            "gumbel-softmax (biased, τ=1)": lambda: methods.GumbelSoftmax("z"),
+        }),
+    }
+
+    warm = methods.ScoreFunction("z", baseline_factory="none")
+    for _ in range(200):  # process-wide warm-up before any timing
+        grads_for(warm, torch.zeros(1, 1, requires_grad=True), toy_f_st)
+    for key, (measure, rows) in specs.items():
+        for i, (name, make) in enumerate(rows.items()):
+            if name in done.setdefault(key, {}):
+                continue
+            try:
+                done[key][name] = measure(i, name, make)
+            except Exception as exc:  # noqa: BLE001  (a crash is a result: record it, restart)
+                done[key][name] = {"error": f"{type(exc).__name__}: {exc}".strip(),
+                                   "traceback_tail": traceback.format_exc(limit=-3)}
+                save()
+                return False
+            save()
+    return True
+
+
+def storchastic_worker(workdir: Path) -> None:
+    """Entry point of the subprocess: read config, problem and rows done; add the others."""
+    torch.set_num_threads(1)
+    cfg = BenchConfig(**json.loads((workdir / "config.json").read_text()))
+    problem = torch.load(workdir / "problem.pt", weights_only=True)
+    result_file = workdir / "storchastic.json"
+    out = json.loads(result_file.read_text()) if result_file.is_file() else {
+        "imported_in": "subprocess (storch monkey-patches torch at import); a fresh process "
+                       "after each estimator that raised", "rows": {}, "processes": 0}
+    out["processes"] += 1
+
+    def save() -> None:
+        result_file.write_text(json.dumps(out))
+
+    try:
+        from importlib.metadata import version
+
+        import storch  # noqa: F401
+
+        out["version"] = version("storchastic")
+        out["pyro_ppl_version"] = version("pyro-ppl")
+    except Exception as exc:  # noqa: BLE001  (any import failure: report it, keep going)
+        out.update(available=False, reason=f"import failed: {type(exc).__name__}: {exc}")
+        save()
+        return
+    out["available"] = True
+    out["complete"] = storchastic_rows(cfg, problem, out["rows"], save)
+    if out["complete"] and "lax_on_gaussian" not in out:  # last: LAX where it should apply
+        out["lax_on_gaussian"] = storchastic_lax_probe()
+    save()
+
+
+def storchastic_lax_probe() -> str:
+    """storchastic's LAX on a reparameterizable Normal (its intended use): result or error."""
+    import storch
+    from torch.distributions import Normal
+
+    mu = torch.zeros(1, requires_grad=True)
+    try:
+        b = storch.method.LAX("z", in_dim=1)(Normal(mu, torch.ones(1)))
+        storch.add_cost(((b - TARGET) ** 2).sum(-1), "cost")
+        storch.backward()
+        return f"ran: gradient {mu.grad.item():.4g}"
+    except Exception as exc:  # noqa: BLE001  (the error string is the result)
+        return f"{type(exc).__name__}: {exc}"
+
+
+def run_storchastic(cfg: BenchConfig, problem: dict, timeout_s: float) -> dict:
+    """Run storchastic's rows in subprocesses (a fresh one after each crash)."""
+    deadline = time.perf_counter() + timeout_s
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "config.json").write_text(json.dumps(asdict(cfg)))
+        torch.save({k: v for k, v in problem.items() if isinstance(v, Tensor)},
+                   workdir / "problem.pt")
+        result_file = workdir / "storchastic.json"
+        n_done = -1
+        while True:
+            try:
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--storchastic-worker", str(workdir)],
+                    capture_output=True, text=True, check=False,
+                    timeout=max(1.0, deadline - time.perf_counter()))
+            except subprocess.TimeoutExpired:
+                out = json.loads(result_file.read_text()) if result_file.is_file() else {}
+                out.setdefault("available", False)
+                out["reason"] = f"timed out after {timeout_s:.0f} s"
+                return out
+            if not result_file.is_file():
+                lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+                return {"available": False, "reason": f"worker exited {proc.returncode}: "
+                                                      f"{lines[-1] if lines else 'no output'}"}
+            out = json.loads(result_file.read_text())
+            done_now = sum(len(v) for v in out.get("rows", {}).values())
+            if not out.get("available") or out.get("complete") or done_now == n_done:
+                return out
+            n_done = done_now
+
+
+# ================================================================================================
+# report
+# ================================================================================================
+
+PAPER_TOY = {
+    "reinforce": "reference",
+    "rebar (untrained: η=1, λ=0.5)": "≈ REINFORCE",
+    "rebar (trained η, λ)": "≈ REINFORCE",
+    "relax (trained φ)": "orders of magnitude below REINFORCE",
+}
+
+
+def _fmt(cell: dict | None, key: str) -> str:
+    if cell is None:
+        return "n/a"
+    if "error" in cell:
+        return "—"
+    value = cell.get(key)
+    if value is None:
+        return "—"
+    if key == "time_ms":
+        return f"{value:.3f} ms"
+    if key == "time_per_sample_us":
+        return f"{value:.2f} µs"
+    if key == "bias_z":
+        return f"{value:+.1f}"
+    return f"{value:.2f}"
+
+
+def _time_cell(cell: dict | None) -> str:
+    if cell is not None and "error" in cell:
+        err = cell["error"].replace("|", "/").replace("\n", " ")
+        return "error: " + (err if len(err) <= 110 else err[:107] + "…")
+    return _fmt(cell, "time_ms")
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def markdown(result: dict) -> str:
+    st = result["storchastic"]
+    available = st.get("available", False)
+    cols = ["time", "µs/sample (vec.)", "log10 var"]
+    lines = [f"# Gradient estimators: stochgrad vs storchastic ({result['settings']['mode']} run)",
+             "",
+             f"torch {result['machine']['torch']}, {result['machine']['cpu_count']} CPUs, "
+             f"torch.set_num_threads({result['machine']['torch_threads']}) for every timing "
+             f"(1-min load average {_num(result['machine']['load_average_1min']['start'])} at "
+             f"start, {_num(result['machine']['load_average_1min']['end'])} at end); "
+             "float32; times are medians after warm-up (time.perf_counter). "
+             + (f"storchastic {st.get('version')} ran in a subprocess, after nothing else: "
+                "it monkey-patches torch at import." if available else
+                f"storchastic: unavailable ({st.get('reason')})."),
+             ""]
+    for key, title in (("toy", "Toy problem (003 section 6.1)"),
+                       ("vae", "Discrete-VAE-sized problem")):
+        prob = result["problems"][key]
+        lines += [f"## {title}", "", prob["description"], ""]
+        names = list(prob["estimators"])
+        toy = key == "toy"
+        header = ["estimator"] + [f"stochgrad {c}" for c in cols]
+        if toy:
+            header.insert(4, "stochgrad bias (s.e.)")
+        if available:
+            header += [f"storchastic {c}" for c in cols] + (["storchastic bias (s.e.)"] if toy
+                                                            else [])
+        else:
+            header += [f"storchastic: unavailable ({st.get('reason')})"]
+        if toy:
+            header += ["paper (003 Fig. 1)"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for name in names:
+            row = prob["estimators"][name]
+            ours, theirs = row.get("stochgrad"), row.get("storchastic")
+            cells = [name, _time_cell(ours), _fmt(ours, "time_per_sample_us"),
+                     _fmt(ours, "log10_variance")]
+            if toy:
+                cells.append(_fmt(ours, "bias_z"))
+            if available:
+                cells += [_time_cell(theirs), _fmt(theirs, "time_per_sample_us"),
+                          _fmt(theirs, "log10_variance")]
+                if toy:
+                    cells.append(_fmt(theirs, "bias_z"))
+            else:
+                cells.append("—")
+            if toy:
+                cells.append(PAPER_TOY.get(name, ""))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines += [f"- {note}" for note in prob["notes"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _load() -> float | None:
+    """1-minute load average (other processes on the machine skew the timings)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (< 2 minutes)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mnist", type=Path,
+                        default=Path(os.environ.get("STOCHGRAD_MNIST", DEFAULT_MNIST)),
+                        help="binarized_mnist.npz (env STOCHGRAD_MNIST); random data if missing")
+    parser.add_argument("--no-storchastic", action="store_true", help="skip the peer library")
+    parser.add_argument("--storchastic-worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.storchastic_worker is not None:
+        storchastic_worker(args.storchastic_worker)
+        return
+
+    torch.set_num_threads(1)
+    load_start = _load()
+    cfg = BenchConfig.quick(args.seed) if args.quick else BenchConfig.full(args.seed)
+    start = time.perf_counter()
+    problem = make_vae_problem(cfg, args.mnist)
+    ours = stochgrad_rows(cfg, problem)
+    ours_s = time.perf_counter() - start
+    if args.no_storchastic:
+        st = {"available": False, "reason": "skipped with --no-storchastic"}
+    else:
+        st = run_storchastic(cfg, problem, timeout_s=540 if not args.quick else 150)
+    theirs = st.pop("rows", None) or {}
+
+    def merge(key: str) -> dict:
+        peer = theirs.get(key, {})
+        names = list(ours[key]) + [n for n in peer if n not in ours[key]]
+        return {n: {"stochgrad": ours[key].get(n), "storchastic": peer.get(n)} for n in names}
+
+    exact = exact_toy_grad()
+    toy_notes = [
+        (f"Exact gradient p(1-p)(1-2t) = {exact:.6g} at θ = {THETA}, t = {TARGET}. Variance and "
+        f"bias from {cfg.toy_var_samples:,} independent single-sample estimates (one vectorized "
+        "call on an [N, 1] leaf); bias = (mean - exact)/standard error; time = one single-sample "
+        f"estimate + torch.autograd.grad (median of {cfg.toy_time_repeats}); µs/sample = one call "
+        f"computing {cfg.toy_vec_batch:,} estimates / {cfg.toy_vec_batch:,}."),
+        ("Paper reference (003 Fig. 1, qualitative, read from the figure during training rather "
+        "than at a fixed θ): REBAR's gradient variance is about REINFORCE's; RELAX's trained "
+        "control variate lowers it by orders of magnitude."),
+        (f"\"trained\" rows: {cfg.train_steps} Adam steps (lr {cfg.train_lr}) at fixed θ = 0 on "
+        "the single-sample variance objective (stochgrad: variance_loss; storchastic: its own "
+        "update_parameters). Untrained rows use fresh parameters: η = 1, λ = 0.5 (storchastic's "
+        "temperature set to 0.5 from its default 1.0), control-variate MLP 1-10(tanh)-1."),
+        ("Moving-average baselines (decay 0.95) are settled over "
+        f"{cfg.baseline_warmup} single-sample estimates first; stochgrad's is then held constant "
+        "for the N estimates. storchastic's moving average folds the current cost into its own "
+        "baseline before use, which shrinks a single-sample estimate by the factor 0.95 (biased)."),
+        ("With one unit at p = 1/2 a constant baseline equal to E[f] makes REINFORCE exact "
+        "(ĝ = (f(b) - c)(b - p) is the same for b = 0 and 1), so the baseline rows' tiny variance "
+        "only measures how close the moving average got to E[f]; it is not a general ranking."),
+        ("storchastic rows use Bernoulli(probs=sigmoid(θ)) because its RELAX/REBAR train on the "
+        "gradient reaching `probs`; its RELAX feeds c_φ the relaxed sample σ_λ(z). storchastic "
+        "has no DLAX (stochgrad's LAX, like storchastic's, needs a reparameterizable "
+        "distribution). "
+        "storchastic's LAX on a Normal, where it should apply: "
+        f"{st.get('lax_on_gaussian', 'not run')}. Multi-sample estimators (ScoreFunctionWOR, "
+        "UnorderedSet*, RaoBlackwellSF, Expect) are not single-sample estimators and are not "
+        "measured. After an estimator raised, the remaining storchastic rows run in a fresh "
+        "process (its global state can be left dirty by a crash)."),
+    ]
+    vae_notes = [
+        (f"Data: {problem['source']}. Encoder Linear(784, 200) and decoder Linear(200, 784) are "
+        f"random (seed {cfg.seed}) and frozen; f(b) = BCE-with-logits summed over 784 pixels, "
+        "[24]. Gradients are per example (the sum over the batch) with respect to the 24 x 200 "
+        "logits."),
+        (f"variance = mean over the 4,800 logits of the per-logit variance across "
+        f"{cfg.vae_repeats} repeated whole-batch estimates; time = median of the same "
+        f"{cfg.vae_repeats} calls (forward + backward to the logits) after warm-up; µs/sample = "
+        f"one call on {cfg.vae_vec_rows} rows / {cfg.vae_vec_rows}. No bias column: there is no "
+        "closed-form gradient, and a REINFORCE reference precise enough to test the others would "
+        "need far more estimates than this run affords (its per-logit variance is ~10^4.9). "
+        f"Moving-average baselines are settled over {cfg.baseline_warmup} whole-batch estimates "
+        "and keep updating during the measured calls."),
+        ("All control variates are untrained. stochgrad relax = ConcreteControlVariate() + "
+        "NeuralControlVariate(mlp(200, (200,), 1)); storchastic relax = its REBAR with "
+        "c_φ = MLP 200-200(relu)-1 on the relaxed sample (c = η[f(σ_λ(z)) + c_φ(σ_λ(z))])."),
+    ]
+    result = {
+        "machine": {"torch": torch.__version__, "python": platform.python_version(),
+                    "numpy": np.__version__, "platform": platform.platform(),
+                    "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                    "cpu_affinity": len(os.sched_getaffinity(0))
+                    if hasattr(os, "sched_getaffinity") else None,
+                    "torch_threads": torch.get_num_threads(),
+                    "load_average_1min": {"start": load_start, "end": _load()}},
+        "settings": {**asdict(cfg), "dtype": "float32", "theta": THETA, "target": TARGET},
+        "storchastic": st,
+        "problems": {
+            "toy": {"description": "f(b) = (b - 0.499)^2, b ~ Bernoulli(sigmoid(θ)), θ = 0, "
+                                   "one Bernoulli unit.",
+                    "exact_grad": exact, "notes": toy_notes,
+                    "paper_reference": toy_notes[1], "estimators": merge("toy")},
+            "vae": {"description": "200 Bernoulli latents, batch 24, logits = fixed random "
+                                   "encoder of binarized MNIST, f(b) = -log p(x|b) with a fixed "
+                                   "random linear Bernoulli decoder (784 pixels).",
+                    "data": problem["source"], "notes": vae_notes, "estimators": merge("vae")},
+        },
+        "wall_time_s": {"stochgrad": ours_s, "total": time.perf_counter() - start},
+    }
+    for prob in result["problems"].values():  # JSON has no Infinity/NaN
+        for row in prob["estimators"].values():
+            for cell in row.values():
+                for k, v in (cell or {}).items():
+                    if isinstance(v, float) and not math.isfinite(v):
+                        cell[k] = None
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "estimators.json").write_text(json.dumps(result, indent=2, ensure_ascii=False)
+                                              + "\n")
+    md = markdown(result)
+    (args.out / "estimators.md").write_text(md)
+    print(md)
+    print(f"wrote {args.out / 'estimators.json'} and {args.out / 'estimators.md'} "
+          f"in {result['wall_time_s']['total']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
