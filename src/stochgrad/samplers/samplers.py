@@ -81,15 +81,20 @@ class HierarchicalSampler(nn.Module):
 
 
 class GaussianNet(nn.Module):
-    """A diagonal Gaussian h(z|x) = N(μ(x), σ²(x)); the auxiliary model of eq. 5."""
+    """A diagonal Gaussian h(z|x) = N(μ(x), σ²(x)); the auxiliary model of eq. 5.
+
+    log σ² is clamped below at ``logvar_min`` (a numerical floor, far below useful values).
+    """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: tuple[int, ...] = (256, 256, 256),
-                 activation: str = "relu") -> None:
+                 activation: str = "relu", logvar_min: float = -10.0) -> None:
         super().__init__()
         self.net = mlp(in_dim, hidden, 2 * out_dim, activation)
+        self.logvar_min = logvar_min
 
     def log_prob(self, z: Tensor, x: Tensor) -> Tensor:
         mean, logvar = self.net(x).chunk(2, dim=-1)
+        logvar = logvar.clamp_min(self.logvar_min)
         return -0.5 * ((z - mean).pow(2) / logvar.exp() + logvar + LOG_2PI).sum(-1)
 
 

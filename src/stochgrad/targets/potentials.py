@@ -53,11 +53,24 @@ def u4(z: Tensor) -> Tensor:
 POTENTIALS: dict[str, Callable[[Tensor], Tensor]] = {"u1": u1, "u2": u2, "u3": u3, "u4": u4}
 
 
-def get_potential(name: str) -> Callable[[Tensor], Tensor]:
-    """The potential named ``u1`` ... ``u4``."""
+def box_wall(z: Tensor, limit: float = 4.0, width: float = 0.1) -> Tensor:
+    """Σ_i relu(|z_i| - limit)² / (2 width²): zero inside [-limit, limit]², steep outside."""
+    return (torch.relu(z.abs() - limit) ** 2).sum(-1) / (2 * width**2)
+
+
+def get_potential(name: str, limit: float | None = 4.0) -> Callable[[Tensor], Tensor]:
+    """The potential named ``u1`` ... ``u4``, plus :func:`box_wall` unless ``limit`` is None.
+
+    U2-U4 do not grow along z1, so exp(-U) is not normalizable on R²; like the figures of
+    Rezende & Mohamed (2015) we take the target on the box [-limit, limit]², enforced by a wall
+    that is zero inside the box.
+    """
     if name not in POTENTIALS:
         raise ValueError(f"potential must be one of {sorted(POTENTIALS)}, got {name!r}")
-    return POTENTIALS[name]
+    u = POTENTIALS[name]
+    if limit is None:
+        return u
+    return lambda z: u(z) + box_wall(z, limit)
 
 
 def grid_density(potential: Callable[[Tensor], Tensor], limit: float = 4.0, bins: int = 256
