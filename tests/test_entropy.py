@@ -51,10 +51,14 @@ def test_surrogate_checks_shapes():
 def test_optimal_dae_matches_monte_carlo_of_proposition_1():
     """f*(x; σ) = -E_u[p(x - σu) u] / (σ E_u[p(x - σu)]) by Monte Carlo, within 5 s.e."""
     torch.manual_seed(1)
-    for mixture in (two_gaussians_1d(),
-                    GaussianMixture(torch.tensor([[1.0, 0.0], [-1.0, 1.0], [0.0, -2.0]], dtype=DT),
-                                    torch.tensor([0.5, 0.8, 0.3], dtype=DT),
-                                    torch.tensor([0.2, 0.5, 0.3], dtype=DT))):
+    for mixture in (
+        two_gaussians_1d(),
+        GaussianMixture(
+            torch.tensor([[1.0, 0.0], [-1.0, 1.0], [0.0, -2.0]], dtype=DT),
+            torch.tensor([0.5, 0.8, 0.3], dtype=DT),
+            torch.tensor([0.2, 0.5, 0.3], dtype=DT),
+        ),
+    ):
         d = mixture.dim
         x = torch.randn(4, d, dtype=DT)
         for sigma in (0.3, 1.0):
@@ -93,8 +97,7 @@ def test_ardae_learns_the_score_of_a_2d_mixture():
     written, and it keeps falling with longer training: see ardae-mog-error).
     """
     torch.manual_seed(2)
-    mixture = GaussianMixture(torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]]),
-                              0.8)
+    mixture = GaussianMixture(torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]]), 0.8)
     model = ARDAE(2, hidden=(64, 64), delta=0.1, n_sigma=16)
     x = mixture.sample(2000)
     exact = mixture.score(x)
@@ -144,10 +147,13 @@ def test_ardae_input_normalization_rescales_the_score():
 
 def test_ardae_adaptive_prior_and_conditioning():
     torch.manual_seed(5)
-    model = ARDAE(3, cond_dim=2, hidden=(8,), delta_scale=0.1, n_sigma=2,
-                  parameterization="gradient")
-    x, cond = torch.randn(4, 16, 3) * torch.tensor([[[1.0]], [[2.0]], [[0.1]], [[5.0]]]), \
-        torch.randn(4, 2)
+    model = ARDAE(
+        3, cond_dim=2, hidden=(8,), delta_scale=0.1, n_sigma=2, parameterization="gradient"
+    )
+    x, cond = (
+        torch.randn(4, 16, 3) * torch.tensor([[[1.0]], [[2.0]], [[0.1]], [[5.0]]]),
+        torch.randn(4, 2),
+    )
     delta = model.prior_scale(x)
     torch.testing.assert_close(delta.flatten(), 0.1 * x.std(dim=1).mean(-1))
     assert torch.isfinite(model.loss(x, cond)) and model.score(x, cond).shape == x.shape
@@ -156,14 +162,17 @@ def test_ardae_adaptive_prior_and_conditioning():
         model.loss(torch.randn(16, 3), cond)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"delta": 0.0}, "delta must be > 0"),
-    ({"delta": -1.0}, "delta must be > 0"),
-    ({"n_sigma": 0}, "n_sigma must be >= 1"),
-    ({"sigma_input": "none"}, "sigma_input must be 'signed' or 'abs'"),
-    ({"parameterization": "weird"}, "parameterization must be one of"),
-    ({"delta_scale": 0.0}, "delta_scale must be > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"delta": 0.0}, "delta must be > 0"),
+        ({"delta": -1.0}, "delta must be > 0"),
+        ({"n_sigma": 0}, "n_sigma must be >= 1"),
+        ({"sigma_input": "none"}, "sigma_input must be 'signed' or 'abs'"),
+        ({"parameterization": "weird"}, "parameterization must be one of"),
+        ({"delta_scale": 0.0}, "delta_scale must be > 0"),
+    ],
+)
 def test_ardae_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ARDAE(2, **kwargs)
@@ -211,7 +220,11 @@ def test_samplers_shapes_and_clamp():
     torch.manual_seed(8)
     implicit = ImplicitSampler(2, noise_dim=10, hidden=(16,))
     assert implicit.sample(7).shape == (7, 2)
-    assert ImplicitSampler(2, 3, (8,), cond_dim=4).sample(5, cond=torch.zeros(6, 4)).shape == (6, 5, 2)
+    assert ImplicitSampler(2, 3, (8,), cond_dim=4).sample(5, cond=torch.zeros(6, 4)).shape == (
+        6,
+        5,
+        2,
+    )
     hier = HierarchicalSampler(2, latent_dim=2, hidden=(16, 16), logvar_min=-4.0)
     with torch.no_grad():
         hier.logvar.bias.fill_(-100.0)

@@ -5,5 +5,12 @@ from .dae import ARDAE, RegularDAE, ResidualDAE, ScoreNetwork
 from .exact import gaussian_entropy, optimal_dae
 from .surrogate import entropy_surrogate
 
-__all__ = ["ARDAE", "RegularDAE", "ResidualDAE", "ScoreNetwork", "entropy_surrogate",
-           "gaussian_entropy", "optimal_dae"]
+__all__ = [
+    "ARDAE",
+    "RegularDAE",
+    "ResidualDAE",
+    "ScoreNetwork",
+    "entropy_surrogate",
+    "gaussian_entropy",
+    "optimal_dae",
+]

@@ -24,13 +24,20 @@ class ScoreNetwork(nn.Module):
     ``sigma_input``: feed σ (``"signed"``), |σ| (``"abs"``, App. D.2) or nothing (``"none"``).
     """
 
-    def __init__(self, dim: int, cond_dim: int = 0, hidden: tuple[int, ...] = (256, 256, 256),
-                 activation: str = "softplus", parameterization: str = "residual",
-                 sigma_input: str = "signed") -> None:
+    def __init__(
+        self,
+        dim: int,
+        cond_dim: int = 0,
+        hidden: tuple[int, ...] = (256, 256, 256),
+        activation: str = "softplus",
+        parameterization: str = "residual",
+        sigma_input: str = "signed",
+    ) -> None:
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
-                             f"got {parameterization!r}")
+            raise ValueError(
+                f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"
+            )
         if sigma_input not in SIGMA_INPUTS:
             raise ValueError(f"sigma_input must be one of {SIGMA_INPUTS}, got {sigma_input!r}")
         if dim < 1 or cond_dim < 0:
@@ -50,21 +57,30 @@ class ScoreNetwork(nn.Module):
             parts.append(sigma.to(x.dtype).expand(*x.shape[:-1], 1))
         if self.cond_dim:
             if cond is None or cond.shape[-1] != self.cond_dim:
-                raise ValueError(f"cond must have shape [..., {self.cond_dim}], "
-                                 f"got {None if cond is None else tuple(cond.shape)}")
+                raise ValueError(
+                    f"cond must have shape [..., {self.cond_dim}], "
+                    f"got {None if cond is None else tuple(cond.shape)}"
+                )
             parts.append(cond.expand(*x.shape[:-1], self.cond_dim))
         elif cond is not None:
             raise ValueError("cond was given but the network was built with cond_dim=0")
         return torch.cat(parts, dim=-1)
 
-    def potential(self, x: Tensor, sigma: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+    def potential(
+        self, x: Tensor, sigma: Tensor | None = None, cond: Tensor | None = None
+    ) -> Tensor:
         """ψ(x; σ, cond), ``[...]`` (gradient parameterization only)."""
         if self.parameterization != "gradient":
             raise ValueError("potential() needs parameterization='gradient'")
         return self.net(self._inputs(x, sigma, cond)).squeeze(-1)
 
-    def forward(self, x: Tensor, sigma: Tensor | None = None, cond: Tensor | None = None,
-                create_graph: bool | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        sigma: Tensor | None = None,
+        cond: Tensor | None = None,
+        create_graph: bool | None = None,
+    ) -> Tensor:
         """f(x; σ, cond), shape of ``x``.  ``create_graph`` (gradient parameterization) keeps the
         graph of ∇_x ψ for training; it defaults to ``torch.is_grad_enabled()``."""
         if x.shape[-1] != self.dim:
@@ -88,8 +104,14 @@ def _check_sigma(value: float, name: str) -> float:
 class RegularDAE(nn.Module):
     """Regular DAE: minimize E||r(x + σu) - x||², score (r(x) - x)/σ² (000 section 2.2)."""
 
-    def __init__(self, dim: int, sigma: float, cond_dim: int = 0,
-                 hidden: tuple[int, ...] = (256, 256, 256), activation: str = "softplus") -> None:
+    def __init__(
+        self,
+        dim: int,
+        sigma: float,
+        cond_dim: int = 0,
+        hidden: tuple[int, ...] = (256, 256, 256),
+        activation: str = "softplus",
+    ) -> None:
         super().__init__()
         self.sigma = _check_sigma(sigma, "sigma")
         self.reconstruction = ScoreNetwork(dim, cond_dim, hidden, activation, "residual", "none")
@@ -108,9 +130,15 @@ class RegularDAE(nn.Module):
 class ResidualDAE(nn.Module):
     """Residual DAE with loss rescaling at a fixed σ: minimize E||u + σ f(x + σu)||² (eq. 2)."""
 
-    def __init__(self, dim: int, sigma: float, cond_dim: int = 0,
-                 hidden: tuple[int, ...] = (256, 256, 256), activation: str = "softplus",
-                 parameterization: str = "residual") -> None:
+    def __init__(
+        self,
+        dim: int,
+        sigma: float,
+        cond_dim: int = 0,
+        hidden: tuple[int, ...] = (256, 256, 256),
+        activation: str = "softplus",
+        parameterization: str = "residual",
+    ) -> None:
         super().__init__()
         self.sigma = _check_sigma(sigma, "sigma")
         self.f = ScoreNetwork(dim, cond_dim, hidden, activation, parameterization, "none")
@@ -134,10 +162,19 @@ class ARDAE(nn.Module):
     The score is ∇_x log q(x) = s · f(x̃; σ = 0).
     """
 
-    def __init__(self, dim: int, cond_dim: int = 0, hidden: tuple[int, ...] = (256, 256, 256),
-                 activation: str = "softplus", parameterization: str = "residual",
-                 delta: float = 0.1, n_sigma: int = 10, sigma_input: str = "signed",
-                 scale: float = 1.0, delta_scale: float | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        cond_dim: int = 0,
+        hidden: tuple[int, ...] = (256, 256, 256),
+        activation: str = "softplus",
+        parameterization: str = "residual",
+        delta: float = 0.1,
+        n_sigma: int = 10,
+        sigma_input: str = "signed",
+        scale: float = 1.0,
+        delta_scale: float | None = None,
+    ) -> None:
         super().__init__()
         if sigma_input == "none":
             raise ValueError("AR-DAE is conditioned on σ: sigma_input must be 'signed' or 'abs'")
@@ -158,8 +195,10 @@ class ARDAE(nn.Module):
         if self.delta_scale is None:
             return x_tilde.new_full((), self.delta)
         if x_tilde.dim() != 3 or x_tilde.shape[1] < 2:
-            raise ValueError("the adaptive prior needs x of shape [n_cond, n_z, d] with n_z >= 2, "
-                             f"got {tuple(x_tilde.shape)}")
+            raise ValueError(
+                "the adaptive prior needs x of shape [n_cond, n_z, d] with n_z >= 2, "
+                f"got {tuple(x_tilde.shape)}"
+            )
         spread = x_tilde.std(dim=1).mean(-1)  # S_{x|cond}: [n_cond]
         return (self.delta_scale * spread).clamp_min(1e-8)[:, None, None]
 
@@ -181,8 +220,13 @@ class ARDAE(nn.Module):
         f = self.f(x_rep + sigma * u, sigma, cond)
         return (u + sigma * f).pow(2).sum(-1).mean()
 
-    def score(self, x: Tensor, cond: Tensor | None = None, center: Tensor | None = None,
-              sigma: float = 0.0) -> Tensor:
+    def score(
+        self,
+        x: Tensor,
+        cond: Tensor | None = None,
+        center: Tensor | None = None,
+        sigma: float = 0.0,
+    ) -> Tensor:
         """∇_x log q(x|cond) ≈ s · f(s (x - b); σ, cond), by default at σ = 0; no graph."""
         x_tilde = self.normalize(x.detach(), None if center is None else center.detach())
         if cond is not None and x_tilde.dim() == 3 and cond.dim() == 2:
@@ -192,8 +236,9 @@ class ARDAE(nn.Module):
             f = self.f(x_tilde, sig, None if cond is None else cond.detach(), create_graph=False)
         return self.scale * f.detach()
 
-    def potential(self, x: Tensor, cond: Tensor | None = None,
-                  center: Tensor | None = None) -> Tensor:
+    def potential(
+        self, x: Tensor, cond: Tensor | None = None, center: Tensor | None = None
+    ) -> Tensor:
         """ψ(x̃; σ = 0, cond): an unnormalized log q(x|cond) (gradient parameterization)."""
         x_tilde = self.normalize(x, center)
         if cond is not None and x_tilde.dim() == 3 and cond.dim() == 2:

@@ -14,5 +14,7 @@ def entropy_surrogate(x: Tensor, score: Tensor) -> Tensor:
     to *minimize* entropy, subtract it to maximize.
     """
     if x.shape != score.shape:
-        raise ValueError(f"score must have the shape of x {tuple(x.shape)}, got {tuple(score.shape)}")
+        raise ValueError(
+            f"score must have the shape of x {tuple(x.shape)}, got {tuple(score.shape)}"
+        )
     return (score.detach() * x).sum(-1).mean()

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from ..entropy import ARDAE, entropy_surrogate  # noqa: E402
-from ..runner.registry import register  # noqa: E402
-from ..samplers import GaussianNet, HierarchicalSampler, ImplicitSampler, auxiliary_entropy_bound  # noqa: E402
-from ..targets import get_potential, grid_density  # noqa: E402
+from ..entropy import ARDAE, entropy_surrogate
+from ..runner.registry import register
+from ..samplers import GaussianNet, HierarchicalSampler, ImplicitSampler, auxiliary_entropy_bound
+from ..targets import get_potential, grid_density
 
 METHODS = ("hvi_aux", "hier_ardae", "implicit_ardae")
 
@@ -78,9 +78,21 @@ class EnergyConfig:
 
 PRESETS = {
     "paper": {"ablation": True},
-    "quick": {"iterations": 300, "batch": 256, "hidden": (64, 64), "n_d": 1, "n_sigma": 4,
-              "anneal_steps": 150, "lr_halve_every": 1000, "lr": 3e-3, "ardae_lr": 3e-3,
-              "eval_samples": 50_000, "plot_bins": 64, "tv_bins": 32, "checkpoint_every": 150},
+    "quick": {
+        "iterations": 300,
+        "batch": 256,
+        "hidden": (64, 64),
+        "n_d": 1,
+        "n_sigma": 4,
+        "anneal_steps": 150,
+        "lr_halve_every": 1000,
+        "lr": 3e-3,
+        "ardae_lr": 3e-3,
+        "eval_samples": 50_000,
+        "plot_bins": 64,
+        "tv_bins": 32,
+        "checkpoint_every": 150,
+    },
 }
 
 
@@ -100,8 +112,12 @@ class EnergyModel(torch.nn.Module):
             self.sampler = ImplicitSampler(2, noise_dim, cfg.hidden)
         else:
             # App. E.1 clamps log σ² >= -4 with AR-DAE; HVI gets only a numerical floor of -10
-            self.sampler = HierarchicalSampler(2, cfg.hier_latent_dim, cfg.hidden,
-                                               logvar_min=-4.0 if method == "hier_ardae" else -10.0)
+            self.sampler = HierarchicalSampler(
+                2,
+                cfg.hier_latent_dim,
+                cfg.hidden,
+                logvar_min=-4.0 if method == "hier_ardae" else -10.0,
+            )
         if method == "hvi_aux":
             self.aux = GaussianNet(2, cfg.hier_latent_dim, cfg.hidden)
             self.ardae = None
@@ -151,8 +167,9 @@ def train_step(model: EnergyModel, potential, step: int, cfg: EnergyConfig, opt,
 def histogram(x: torch.Tensor, bins: int, limit: float) -> torch.Tensor:
     """Normalized 2-D histogram on [-limit, limit]², ``[bins, bins]`` (x-bin, y-bin); samples
     outside the grid count as missing mass."""
-    h = torch.histogramdd(x.double().cpu(), bins=[bins, bins],
-                          range=[-limit, limit, -limit, limit]).hist
+    h = torch.histogramdd(
+        x.double().cpu(), bins=[bins, bins], range=[-limit, limit, -limit, limit]
+    ).hist
     return h / x.shape[0]
 
 
@@ -175,15 +192,25 @@ def _variants(cfg: EnergyConfig) -> list[tuple[str, str, int, int]]:
         raise ValueError(f"methods: unknown {unknown}; choose from {METHODS}")
     out = [(m, m, cfg.n_d, cfg.implicit_noise_dim) for m in cfg.methods]
     if cfg.ablation:
-        out += [(f"implicit_ardae_nd{n}", "implicit_ardae", n, cfg.implicit_noise_dim)
-                for n in (1, 2, 5) if n != cfg.n_d]
-        out += [(f"implicit_ardae_dz{d}", "implicit_ardae", cfg.n_d, d)
-                for d in (2, 10) if d != cfg.implicit_noise_dim]
+        out += [
+            (f"implicit_ardae_nd{n}", "implicit_ardae", n, cfg.implicit_noise_dim)
+            for n in (1, 2, 5)
+            if n != cfg.n_d
+        ]
+        out += [
+            (f"implicit_ardae_dz{d}", "implicit_ardae", cfg.n_d, d)
+            for d in (2, 10)
+            if d != cfg.implicit_noise_dim
+        ]
     return out
 
 
-@register("ardae-energy", EnergyConfig, PRESETS,
-          "AR-DAE paper section 6.1 / Fig. 4: fitting the energies U1-U4 by reverse KL")
+@register(
+    "ardae-energy",
+    EnergyConfig,
+    PRESETS,
+    "AR-DAE paper section 6.1 / Fig. 4: fitting the energies U1-U4 by reverse KL",
+)
 def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
     for name in cfg.potentials:
         get_potential(name, cfg.limit)
@@ -206,8 +233,11 @@ def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
         model = EnergyModel(method, cfg, n_d, noise_dim).to(ctx.device)
         opt = torch.optim.Adam(model.sampler_parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_halve_every, 0.5)
-        ardae_opt = (torch.optim.Adam(model.ardae.parameters(), lr=cfg.ardae_lr, betas=(0.5, 0.999))
-                     if model.ardae is not None else None)
+        ardae_opt = (
+            torch.optim.Adam(model.ardae.parameters(), lr=cfg.ardae_lr, betas=(0.5, 0.999))
+            if model.ardae is not None
+            else None
+        )
         start = 0
         current = state.get("current")
         if current is not None and current["unit"] == unit:
@@ -221,21 +251,39 @@ def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
             stats = train_step(model, potential, step, cfg, opt, ardae_opt)
             sched.step()
             if (step + 1) % max(cfg.iterations // 50, 1) == 0:
-                ctx.log(step_base - cfg.iterations + step + 1,
-                        **{f"{k}.{unit}": v for k, v in stats.items()})
+                ctx.log(
+                    step_base - cfg.iterations + step + 1,
+                    **{f"{k}.{unit}": v for k, v in stats.items()},
+                )
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.iterations:
-                ctx.save_checkpoint({"results": results, "current": {
-                    "unit": unit, "step": step + 1, "model": model.state_dict(),
-                    "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "ardae_opt": ardae_opt.state_dict() if ardae_opt is not None else {}}},
-                    step_base - cfg.iterations + step + 1)
+                ctx.save_checkpoint(
+                    {
+                        "results": results,
+                        "current": {
+                            "unit": unit,
+                            "step": step + 1,
+                            "model": model.state_dict(),
+                            "opt": opt.state_dict(),
+                            "sched": sched.state_dict(),
+                            "ardae_opt": ardae_opt.state_dict() if ardae_opt is not None else {},
+                        },
+                    },
+                    step_base - cfg.iterations + step + 1,
+                )
         with torch.no_grad():
-            x = torch.cat([model.sample(min(cfg.eval_samples - i, 100_000))
-                           for i in range(0, cfg.eval_samples, 100_000)])
+            x = torch.cat(
+                [
+                    model.sample(min(cfg.eval_samples - i, 100_000))
+                    for i in range(0, cfg.eval_samples, 100_000)
+                ]
+            )
         target, _ = grid_density(potential, cfg.limit, cfg.tv_bins)
         hist = histogram(x, cfg.tv_bins, cfg.limit)
-        results[unit] = {"tv": total_variation(hist, target), "kl": kl_estimate(hist, target),
-                         "plot": histogram(x, cfg.plot_bins, cfg.limit).float()}
+        results[unit] = {
+            "tv": total_variation(hist, target),
+            "kl": kl_estimate(hist, target),
+            "plot": histogram(x, cfg.plot_bins, cfg.limit).float(),
+        }
         ctx.save_checkpoint({"results": results, "current": None}, step_base)
 
     metrics: dict[str, float] = {}
@@ -245,8 +293,10 @@ def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
         hists[unit] = r["plot"]
     base = [m for m in ("hier_ardae", "implicit_ardae") if m in cfg.methods]
     if "hvi_aux" in cfg.methods and base:
-        wins = sum(min(metrics[f"tv.{p}.{m}"] for m in base) < metrics[f"tv.{p}.hvi_aux"]
-                   for p in cfg.potentials)
+        wins = sum(
+            min(metrics[f"tv.{p}.{m}"] for m in base) < metrics[f"tv.{p}.hvi_aux"]
+            for p in cfg.potentials
+        )
         metrics["ardae_beats_hvi_count"] = float(wins)
     _figure(cfg, ctx, [v[0] for v in variants], hists)
     return metrics
@@ -259,12 +309,12 @@ def _figure(cfg: EnergyConfig, ctx, names: list[str], hists: dict[str, torch.Ten
     extent = (-cfg.limit, cfg.limit, -cfg.limit, cfg.limit)
     for i, p in enumerate(cfg.potentials):
         target, _ = grid_density(get_potential(p, cfg.limit), cfg.limit, cfg.plot_bins)
-        axes[i, 0].imshow(target.T, origin="lower", extent=extent, cmap="viridis")
+        axes[i, 0].imshow(target.T.numpy(), origin="lower", extent=extent, cmap="viridis")
         axes[i, 0].set_ylabel(p)
         for j, name in enumerate(names, start=1):
             h = hists.get(f"{p}.{name}")
             if h is not None:
-                axes[i, j].imshow(h.T, origin="lower", extent=extent, cmap="viridis")
+                axes[i, j].imshow(h.T.numpy(), origin="lower", extent=extent, cmap="viridis")
     for j, title in enumerate(("target", *names)):
         axes[0, j].set_title(title, fontsize=8)
     for ax in axes.flat:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-from ..entropy import ARDAE, entropy_surrogate  # noqa: E402
-from ..runner.registry import register  # noqa: E402
-from ..samplers import IAF, ImplicitSampler  # noqa: E402
+from ..entropy import ARDAE, entropy_surrogate
+from ..runner.registry import register
+from ..samplers import IAF, ImplicitSampler
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,18 @@ class MaxEntConfig:
 
 PRESETS = {
     "paper": {},
-    "quick": {"repetitions": 2, "iterations": 300, "hidden": (64, 64), "iaf_hidden": 32,
-              "n_sigma": 4, "n_d": 1, "lambda_every": 30, "lr": 3e-3, "ardae_lr": 3e-3,
-              "eval_samples": 300},
+    "quick": {
+        "repetitions": 2,
+        "iterations": 300,
+        "hidden": (64, 64),
+        "iaf_hidden": 32,
+        "n_sigma": 4,
+        "n_d": 1,
+        "lambda_every": 30,
+        "lr": 3e-3,
+        "ardae_lr": 3e-3,
+        "eval_samples": 300,
+    },
 }
 
 
@@ -141,9 +150,13 @@ def emd(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(ot.emd2(a, b, cost, numItermax=1_000_000))
 
 
-@register("ardae-maxent", MaxEntConfig, PRESETS,
-          "AR-DAE paper section 6.4 / Fig. 8: maximum entropy under moment constraints, "
-          "implicit sampler + AR-DAE vs IAF")
+@register(
+    "ardae-maxent",
+    MaxEntConfig,
+    PRESETS,
+    "AR-DAE paper section 6.4 / Fig. 8: maximum entropy under moment constraints, "
+    "implicit sampler + AR-DAE vs IAF",
+)
 def run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
     for key in ("dim", "repetitions", "iterations", "n_d", "n_sigma", "lambda_every"):
         if getattr(cfg, key) < 1:
@@ -164,9 +177,11 @@ def run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
         target = torch.distributions.MultivariateNormal(m, cov + 1e-6 * torch.eye(cfg.dim))
         with torch.no_grad():
             ref = target.sample((cfg.eval_samples,))
-            values = (emd(implicit.sample(cfg.eval_samples), ref),
-                      emd(flow.sample(cfg.eval_samples), ref),
-                      emd(target.sample((cfg.eval_samples,)), ref))  # finite-sample floor
+            values = (
+                emd(implicit.sample(cfg.eval_samples), ref),
+                emd(flow.sample(cfg.eval_samples), ref),
+                emd(target.sample((cfg.eval_samples,)), ref),
+            )  # finite-sample floor
         for key, v in zip(("emd_ardae", "emd_iaf", "emd_floor"), values):
             state[key].append(v)
         ctx.log(rep, **{"emd.ardae": values[0], "emd.iaf": values[1], "emd.floor": values[2]})

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
 
-from ..entropy import ARDAE, RegularDAE, ResidualDAE, optimal_dae  # noqa: E402
-from ..runner.registry import register  # noqa: E402
-from ..targets import two_gaussians_1d  # noqa: E402
+from ..entropy import ARDAE, RegularDAE, ResidualDAE, optimal_dae
+from ..runner.registry import register
+from ..targets import two_gaussians_1d
 
 METHODS = ("regdae", "resdae", "regdae_annealed", "resdae_annealed", "ardae", "ardae_abs")
 
@@ -60,8 +60,14 @@ class MogErrorConfig:
 
 PRESETS = {
     "paper": {},
-    "quick": {"sigmas": (0.5, 0.05, 0.005), "iterations": 500, "lr_halve_every": 500,
-              "hidden": (64, 64), "repetitions": 2, "lr": 3e-3},
+    "quick": {
+        "sigmas": (0.5, 0.05, 0.005),
+        "iterations": 500,
+        "lr_halve_every": 500,
+        "hidden": (64, 64),
+        "repetitions": 2,
+        "lr": 3e-3,
+    },
 }
 
 
@@ -74,11 +80,18 @@ def make_model(method: str, sigma: float, cfg: MogErrorConfig) -> nn.Module:
     if method.startswith("regdae"):
         return RegularDAE(1, sigma, hidden=cfg.hidden, activation=cfg.activation)
     if method.startswith("resdae"):
-        return ResidualDAE(1, sigma, hidden=cfg.hidden, activation=cfg.activation,
-                           parameterization="gradient")
-    return ARDAE(1, hidden=cfg.hidden, activation=cfg.activation, parameterization="gradient",
-                 delta=cfg.delta, n_sigma=cfg.n_sigma,
-                 sigma_input="abs" if method == "ardae_abs" else "signed")
+        return ResidualDAE(
+            1, sigma, hidden=cfg.hidden, activation=cfg.activation, parameterization="gradient"
+        )
+    return ARDAE(
+        1,
+        hidden=cfg.hidden,
+        activation=cfg.activation,
+        parameterization="gradient",
+        delta=cfg.delta,
+        n_sigma=cfg.n_sigma,
+        sigma_input="abs" if method == "ardae_abs" else "signed",
+    )
 
 
 def train(model: nn.Module, cfg: MogErrorConfig, mixture) -> nn.Module:
@@ -106,8 +119,12 @@ def model_error(model: nn.Module, x: torch.Tensor, mixture, **kwargs) -> float:
     return expected_error(model.score(x.float(), **kwargs), x, mixture)
 
 
-@register("ardae-mog-error", MogErrorConfig, PRESETS,
-          "AR-DAE paper section 4.2 / Fig. 3: score error of regDAE, resDAE, AR-DAE on a 1-D MoG")
+@register(
+    "ardae-mog-error",
+    MogErrorConfig,
+    PRESETS,
+    "AR-DAE paper section 4.2 / Fig. 3: score error of regDAE, resDAE, AR-DAE on a 1-D MoG",
+)
 def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
     unknown = sorted(set(cfg.methods) - set(METHODS))
     if unknown:
@@ -132,13 +149,19 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
         unit = f"{rep}:{method}"
         if unit in done:
             continue
-        torch.manual_seed(ctx.seed * 1000 + rep * 17 + METHODS.index(method) if method in METHODS
-                          else ctx.seed * 1000 + rep * 17 + 99)
+        torch.manual_seed(
+            ctx.seed * 1000 + rep * 17 + METHODS.index(method)
+            if method in METHODS
+            else ctx.seed * 1000 + rep * 17 + 99
+        )
         x_eval = mixture.sample(cfg.eval_samples)
         if method == "fstar":
             for s in sigmas:
-                record("fstar", sigma_key(s), expected_error(optimal_dae(x_eval, s, mixture),
-                                                              x_eval, mixture))
+                record(
+                    "fstar",
+                    sigma_key(s),
+                    expected_error(optimal_dae(x_eval, s, mixture), x_eval, mixture),
+                )
         elif method.startswith("ardae"):
             model = train(make_model(method, cfg.delta, cfg), cfg, mixture)
             record(method, "sigma0", model_error(model, x_eval, mixture))
@@ -167,13 +190,17 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
     for name, per_sigma in errors.items():
         for key, values in per_sigma.items():
             metrics[f"error.{name}.{key}"] = float(np.mean(values))
-            metrics[f"error_se.{name}.{key}"] = (float(np.std(values, ddof=1) / math.sqrt(len(values)))
-                                                 if len(values) > 1 else 0.0)
+            metrics[f"error_se.{name}.{key}"] = (
+                float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+            )
     if "ardae" in cfg.methods:
         ardae0 = metrics["error.ardae.sigma0"]
-        dae_errors = [v for k, v in metrics.items()
-                      if k.startswith("error.") and k.split(".")[1] in
-                      ("regdae", "resdae", "regdae_annealed", "resdae_annealed")]
+        dae_errors = [
+            v
+            for k, v in metrics.items()
+            if k.startswith("error.")
+            and k.split(".")[1] in ("regdae", "resdae", "regdae_annealed", "resdae_annealed")
+        ]
         if dae_errors:
             metrics["ardae_sigma0_minus_best_dae"] = ardae0 - min(dae_errors)
         fstar_delta = expected_error(optimal_dae(x_eval, cfg.delta, mixture), x_eval, mixture)
@@ -184,9 +211,15 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
 
 
 def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
-    styles = {"regdae": ("tab:orange", "--"), "regdae_annealed": ("tab:orange", "-"),
-              "resdae": ("tab:blue", "--"), "resdae_annealed": ("tab:blue", "-"),
-              "ardae": ("tab:red", "-"), "ardae_abs": ("tab:purple", "-"), "fstar": ("k", ":")}
+    styles = {
+        "regdae": ("tab:orange", "--"),
+        "regdae_annealed": ("tab:orange", "-"),
+        "resdae": ("tab:blue", "--"),
+        "resdae_annealed": ("tab:blue", "-"),
+        "ardae": ("tab:red", "-"),
+        "ardae_abs": ("tab:purple", "-"),
+        "fstar": ("k", ":"),
+    }
 
     def curve(ax, name, label=None):
         keys = [sigma_key(s) for s in sigmas]
@@ -198,16 +231,25 @@ def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
         ax.plot(sigmas, mean, ls=ls, color=color, marker="o", ms=3, label=label or name)
         ax.fill_between(sigmas, mean - se, mean + se, color=color, alpha=0.15)
 
-    for fname, names in (("error_vs_sigma", ("regdae", "regdae_annealed", "resdae",
-                                             "resdae_annealed", "ardae", "fstar")),
-                         ("sigma_conditioning", ("ardae", "ardae_abs", "fstar"))):
+    for fname, names in (
+        (
+            "error_vs_sigma",
+            ("regdae", "regdae_annealed", "resdae", "resdae_annealed", "ardae", "fstar"),
+        ),
+        ("sigma_conditioning", ("ardae", "ardae_abs", "fstar")),
+    ):
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for name in names:
             curve(ax, name)
         for name in ("ardae", "ardae_abs") if fname == "sigma_conditioning" else ("ardae",):
             if f"error.{name}.sigma0" in metrics:
-                ax.axhline(metrics[f"error.{name}.sigma0"], color=styles[name][0], lw=0.8,
-                           ls="-.", label=f"{name} at σ=0")
+                ax.axhline(
+                    metrics[f"error.{name}.sigma0"],
+                    color=styles[name][0],
+                    lw=0.8,
+                    ls="-.",
+                    label=f"{name} at σ=0",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("σ")
@@ -219,11 +261,12 @@ def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
     # Fig. S1: the density and f*(x; σ) for several σ
     x = torch.linspace(-4.5, 4.5, 400, dtype=torch.float64)[:, None]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a1.plot(x[:, 0], mixture.log_prob(x).exp())
+    xs = x[:, 0].numpy()
+    a1.plot(xs, mixture.log_prob(x).exp().numpy())
     a1.set_title("p(x)")
-    a2.plot(x[:, 0], mixture.score(x)[:, 0], "k-.", label="∇log p")
+    a2.plot(xs, mixture.score(x)[:, 0].numpy(), "k-.", label="∇log p")
     for s in (0.1, 0.5, 1.0, 2.0):
-        a2.plot(x[:, 0], optimal_dae(x, s, mixture)[:, 0], label=f"f*, σ={s}")
+        a2.plot(xs, optimal_dae(x, s, mixture)[:, 0].numpy(), label=f"f*, σ={s}")
     a2.set_ylim(-10, 10)
     a2.legend(fontsize=7)
     fig.tight_layout()

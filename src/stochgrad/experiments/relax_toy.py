@@ -271,7 +271,7 @@ def _figures(cfg: RelaxToyConfig, ctx, names, f, cvs, snapshot, history) -> None
         )
     theta0 = float(next(iter(snapshot.values()))["theta"]) if snapshot else cfg.init_logit
     b = (u > torch.sigmoid(torch.tensor(-theta0))).float()
-    ax.plot(u, (b - cfg.target) ** 2, color="k", ls=":", label="f(H(z(u)))")
+    ax.plot(u.numpy(), ((b - cfg.target) ** 2).numpy(), color="k", ls=":", label="f(H(z(u)))")
     ax.set_xlabel("u")
     ax.set_ylabel("control variate")
     ax.set_title(f"control variates at step {cfg.snapshot_step}")

@@ -9,5 +9,11 @@ from .samplers import (
     auxiliary_entropy_bound,
 )
 
-__all__ = ["IAF", "MADE", "GaussianNet", "HierarchicalSampler", "ImplicitSampler",
-           "auxiliary_entropy_bound"]
+__all__ = [
+    "IAF",
+    "MADE",
+    "GaussianNet",
+    "HierarchicalSampler",
+    "ImplicitSampler",
+    "auxiliary_entropy_bound",
+]

@@ -26,8 +26,14 @@ def _check_n(n: int) -> int:
 class ImplicitSampler(nn.Module):
     """x = g(ε, cond) with an MLP g; ``noise_dim`` = d_ε."""
 
-    def __init__(self, dim: int, noise_dim: int, hidden: tuple[int, ...] = (256, 256, 256),
-                 cond_dim: int = 0, activation: str = "relu") -> None:
+    def __init__(
+        self,
+        dim: int,
+        noise_dim: int,
+        hidden: tuple[int, ...] = (256, 256, 256),
+        cond_dim: int = 0,
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         self.dim, self.noise_dim, self.cond_dim = dim, noise_dim, cond_dim
         self.g = mlp(noise_dim + cond_dim, hidden, dim, activation)
@@ -50,8 +56,14 @@ class ImplicitSampler(nn.Module):
 class HierarchicalSampler(nn.Module):
     """z ~ N(0, I_{d_z}), x ~ N(μ(z), diag σ²(z)); log σ² clamped below at ``logvar_min``."""
 
-    def __init__(self, dim: int, latent_dim: int = 2, hidden: tuple[int, ...] = (256, 256, 256),
-                 activation: str = "relu", logvar_min: float | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        latent_dim: int = 2,
+        hidden: tuple[int, ...] = (256, 256, 256),
+        activation: str = "relu",
+        logvar_min: float | None = None,
+    ) -> None:
         super().__init__()
         self.dim, self.latent_dim, self.logvar_min = dim, latent_dim, logvar_min
         self.body = mlp(latent_dim, hidden[:-1], hidden[-1], activation)
@@ -86,8 +98,14 @@ class GaussianNet(nn.Module):
     log σ² is clamped below at ``logvar_min`` (a numerical floor, far below useful values).
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: tuple[int, ...] = (256, 256, 256),
-                 activation: str = "relu", logvar_min: float = -10.0) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: tuple[int, ...] = (256, 256, 256),
+        activation: str = "relu",
+        logvar_min: float = -10.0,
+    ) -> None:
         super().__init__()
         self.net = mlp(in_dim, hidden, 2 * out_dim, activation)
         self.logvar_min = logvar_min
@@ -98,8 +116,9 @@ class GaussianNet(nn.Module):
         return -0.5 * ((z - mean).pow(2) / logvar.exp() + logvar + LOG_2PI).sum(-1)
 
 
-def auxiliary_entropy_bound(sampler: HierarchicalSampler, aux: GaussianNet, x: Tensor,
-                            z: Tensor) -> Tensor:
+def auxiliary_entropy_bound(
+    sampler: HierarchicalSampler, aux: GaussianNet, x: Tensor, z: Tensor
+) -> Tensor:
     """Agakov & Barber's bound H(p(x)) >= -E[log p(x|z) p(z) / h(z|x)] (000 eq. 5), per sample."""
     log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
     return -(sampler.log_prob_given(x, z) + log_pz - aux.log_prob(z, x))

@@ -3,5 +3,15 @@
 from .mixture import GaussianMixture, two_gaussians_1d
 from .potentials import POTENTIALS, box_wall, get_potential, grid_density, u1, u2, u3, u4
 
-__all__ = ["POTENTIALS", "GaussianMixture", "box_wall", "get_potential", "grid_density", "two_gaussians_1d",
-           "u1", "u2", "u3", "u4"]
+__all__ = [
+    "POTENTIALS",
+    "GaussianMixture",
+    "box_wall",
+    "get_potential",
+    "grid_density",
+    "two_gaussians_1d",
+    "u1",
+    "u2",
+    "u3",
+    "u4",
+]

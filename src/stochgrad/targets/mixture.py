@@ -22,8 +22,11 @@ class GaussianMixture:
         stds = torch.as_tensor(stds, dtype=means.dtype).expand(k).clone()
         if not (stds > 0).all():
             raise ValueError("stds must be > 0")
-        weights = torch.full((k,), 1.0 / k, dtype=means.dtype) if weights is None else \
-            torch.as_tensor(weights, dtype=means.dtype)
+        weights = (
+            torch.full((k,), 1.0 / k, dtype=means.dtype)
+            if weights is None
+            else torch.as_tensor(weights, dtype=means.dtype)
+        )
         if weights.shape != (k,) or (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"weights must be {k} non-negative numbers with a positive sum")
         self.means, self.stds, self.weights = means, stds, weights / weights.sum()
@@ -32,7 +35,7 @@ class GaussianMixture:
     def dim(self) -> int:
         return self.means.shape[1]
 
-    def smoothed(self, sigma: Tensor | float) -> "GaussianMixture":
+    def smoothed(self, sigma: Tensor | float) -> GaussianMixture:
         """The mixture convolved with N(0, σ² I)."""
         sigma = torch.as_tensor(sigma, dtype=self.means.dtype)
         return GaussianMixture(self.means, (self.stds**2 + sigma**2).sqrt(), self.weights)
@@ -42,8 +45,7 @@ class GaussianMixture:
         x = x.to(self.means.dtype)
         sq = (x.unsqueeze(-2) - self.means).pow(2).sum(-1)
         var = self.stds**2
-        return (self.weights.log() - 0.5 * sq / var
-                - 0.5 * self.dim * torch.log(2 * math.pi * var))
+        return self.weights.log() - 0.5 * sq / var - 0.5 * self.dim * torch.log(2 * math.pi * var)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log p(x), ``[...]``."""

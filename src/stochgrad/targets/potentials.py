@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -30,7 +30,8 @@ def u1(z: Tensor) -> Tensor:
     """U1: a ring with two modes."""
     r = z.norm(dim=-1)
     return 0.5 * ((r - 2) / 0.4) ** 2 + _neg_log_sum_exp(
-        -0.5 * ((z[..., 0] - 2) / 0.6) ** 2, -0.5 * ((z[..., 0] + 2) / 0.6) ** 2)
+        -0.5 * ((z[..., 0] - 2) / 0.6) ** 2, -0.5 * ((z[..., 0] + 2) / 0.6) ** 2
+    )
 
 
 def u2(z: Tensor) -> Tensor:
@@ -40,14 +41,17 @@ def u2(z: Tensor) -> Tensor:
 
 def u3(z: Tensor) -> Tensor:
     """U3: two sine bands split by a bump."""
-    return _neg_log_sum_exp(-0.5 * ((z[..., 1] - _w1(z)) / 0.35) ** 2,
-                            -0.5 * ((z[..., 1] - _w1(z) + _w2(z)) / 0.35) ** 2)
+    return _neg_log_sum_exp(
+        -0.5 * ((z[..., 1] - _w1(z)) / 0.35) ** 2,
+        -0.5 * ((z[..., 1] - _w1(z) + _w2(z)) / 0.35) ** 2,
+    )
 
 
 def u4(z: Tensor) -> Tensor:
     """U4: two sine bands split by a sigmoid step."""
-    return _neg_log_sum_exp(-0.5 * ((z[..., 1] - _w1(z)) / 0.4) ** 2,
-                            -0.5 * ((z[..., 1] - _w1(z) + _w3(z)) / 0.35) ** 2)
+    return _neg_log_sum_exp(
+        -0.5 * ((z[..., 1] - _w1(z)) / 0.4) ** 2, -0.5 * ((z[..., 1] - _w1(z) + _w3(z)) / 0.35) ** 2
+    )
 
 
 POTENTIALS: dict[str, Callable[[Tensor], Tensor]] = {"u1": u1, "u2": u2, "u3": u3, "u4": u4}
@@ -73,8 +77,9 @@ def get_potential(name: str, limit: float | None = 4.0) -> Callable[[Tensor], Te
     return lambda z: u(z) + box_wall(z, limit)
 
 
-def grid_density(potential: Callable[[Tensor], Tensor], limit: float = 4.0, bins: int = 256
-                 ) -> tuple[Tensor, Tensor]:
+def grid_density(
+    potential: Callable[[Tensor], Tensor], limit: float = 4.0, bins: int = 256
+) -> tuple[Tensor, Tensor]:
     """exp(-U) normalized over a ``bins x bins`` grid of cells on [-limit, limit]².
 
     Returns (probabilities ``[bins, bins]`` summing to 1, with [i, j] the cell of x-bin i and

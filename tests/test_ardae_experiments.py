@@ -1,0 +1,71 @@
+"""Quick presets of the AR-DAE experiments (000 sections 4.2, 6.1, 6.4) run and make sense."""
+
+import pytest
+import torch
+
+from stochgrad.experiments.ardae_energy import histogram, kl_estimate, total_variation
+from stochgrad.experiments.ardae_maxent import emd, penalty
+from stochgrad.runner import run_experiment
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_mog_error_quick(tmp_path):
+    res = run_experiment("ardae-mog-error", "quick", seed=0, out_dir=tmp_path, device="cpu")
+    m = res["metrics"]
+    smallest = "sigma_0.005"
+    # the regular DAE blows up at small σ (division by σ²); AR-DAE at σ = 0 does not
+    assert m["error.ardae.sigma0"] < m[f"error.regdae.{smallest}"] / 10
+    assert m["error.ardae.sigma0"] < m[f"error.resdae.{smallest}"]
+    # f*'s asymptotic error shrinks with σ (Prop. 1)
+    assert m["error.fstar.sigma_0.005"] < m["error.fstar.sigma_0.05"] < m["error.fstar.sigma_0.5"]
+    for fig in ("error_vs_sigma", "sigma_conditioning", "optimal_dae"):
+        assert (tmp_path / f"{fig}.png").exists()
+
+
+def test_energy_quick(tmp_path):
+    res = run_experiment("ardae-energy", "quick", seed=0, out_dir=tmp_path, device="cpu")
+    m = res["metrics"]
+    for p in ("u1", "u2", "u3", "u4"):
+        for method in ("hvi_aux", "hier_ardae", "implicit_ardae"):
+            assert 0.0 <= m[f"tv.{p}.{method}"] <= 1.0
+    assert (tmp_path / "densities.png").exists()
+
+
+def test_maxent_quick(tmp_path):
+    res = run_experiment("ardae-maxent", "quick", seed=0, out_dir=tmp_path, device="cpu")
+    m = res["metrics"]
+    assert 0.0 <= m["frac_ardae_better"] <= 1.0 and m["repetitions"] == 2
+    assert m["emd.ardae.median"] > 0 and m["emd.iaf.median"] > 0
+    assert (tmp_path / "emd_histograms.png").exists()
+
+
+def test_total_variation_and_kl_of_exact_samples_are_small():
+    """Samples of the grid density itself give TV close to 0; a point mass gives TV close to 1."""
+    torch.manual_seed(0)
+    target = torch.full((8, 8), 1 / 64, dtype=torch.float64)
+    x = torch.rand(200_000, 2) * 8 - 4
+    hist = histogram(x, 8, 4.0)
+    assert total_variation(hist, target) < 0.02 and abs(kl_estimate(hist, target)) < 0.01
+    point = histogram(torch.zeros(100, 2) + 0.1, 8, 4.0)
+    assert total_variation(point, target) > 0.95
+    outside = histogram(torch.full((100, 2), 10.0), 8, 4.0)
+    assert total_variation(outside, target) == pytest.approx(1.0)
+
+
+def test_maxent_penalty_and_emd():
+    torch.manual_seed(1)
+    m, b = torch.randn(3), torch.randn(3, 3)
+    cov = b.T @ b
+    x = torch.distributions.MultivariateNormal(m, cov).sample((20_000,))
+    assert penalty(x, m, cov) < 0.1 * cov.pow(2).sum()
+    assert penalty(x + 1.0, m, cov) > 2.9  # mean off by 1 in each of 3 dims
+    y = x[:300]
+    assert emd(y, y) == pytest.approx(0.0, abs=1e-9)
+    assert emd(y, y + torch.tensor([3.0, 0.0, 0.0])) == pytest.approx(3.0, rel=1e-6)
