@@ -18,6 +18,16 @@ def test_readme_estimator_example_runs():
     assert namespace["encoder"].weight.grad is not None
 
 
+def test_readme_entropy_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    example = next(b for b in blocks if "entropy_surrogate" in b)
+    torch.manual_seed(0)
+    namespace: dict = {}
+    code = example.replace("range(200)", "range(3)")
+    exec(compile(code, "README", "exec"), namespace)  # noqa: S102 - our own README
+    assert torch.isfinite(namespace["loss"])
+
+
 def test_readme_has_exactly_two_setup_commands():
     setup = README.read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)```", setup, flags=re.DOTALL)[0].strip().splitlines()
