@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..entropy import ARDAE, entropy_surrogate
+from ..runner.config import require_positive
 from ..runner.registry import register
 from ..samplers import GaussianNet, HierarchicalSampler, ImplicitSampler, auxiliary_entropy_bound
 from ..targets import get_potential, grid_density
@@ -214,9 +215,9 @@ def _variants(cfg: EnergyConfig) -> list[tuple[str, str, int, int]]:
 def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
     for name in cfg.potentials:
         get_potential(name, cfg.limit)
-    for key in ("iterations", "batch", "n_d", "n_sigma", "eval_samples", "checkpoint_every"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    require_positive(
+        cfg, "iterations", "batch", "n_d", "n_sigma", "eval_samples", "checkpoint_every"
+    )
     variants = _variants(cfg)
     state = ctx.load_checkpoint() or {"results": {}, "current": None}
     results: dict[str, dict] = state["results"]  # unit -> {"tv":..., "kl":...}

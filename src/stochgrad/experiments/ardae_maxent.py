@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..entropy import ARDAE, entropy_surrogate
+from ..runner.config import require_positive
 from ..runner.registry import register
 from ..samplers import IAF, ImplicitSampler
 
@@ -158,9 +159,7 @@ def emd(x: torch.Tensor, y: torch.Tensor) -> float:
     "implicit sampler + AR-DAE vs IAF",
 )
 def run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
-    for key in ("dim", "repetitions", "iterations", "n_d", "n_sigma", "lambda_every"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    require_positive(cfg, "dim", "repetitions", "iterations", "n_d", "n_sigma", "lambda_every")
     if cfg.batch < 2 or cfg.eval_samples < 2:
         raise ValueError("batch and eval_samples must be >= 2")
     state = ctx.load_checkpoint() or {"emd_ardae": [], "emd_iaf": [], "emd_floor": []}

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..entropy import ARDAE, RegularDAE, ResidualDAE, optimal_dae
+from ..runner.config import require_positive
 from ..runner.registry import register
 from ..targets import two_gaussians_1d
 
@@ -131,9 +132,7 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
         raise ValueError(f"methods: unknown {unknown}; choose from {METHODS}")
     if not cfg.sigmas or min(cfg.sigmas) <= 0:
         raise ValueError(f"sigmas must be positive numbers, got {cfg.sigmas}")
-    for key in ("iterations", "batch", "eval_samples", "repetitions", "n_sigma"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    require_positive(cfg, "iterations", "batch", "eval_samples", "repetitions", "n_sigma")
     mixture = two_gaussians_1d()
     sigmas = sorted(cfg.sigmas, reverse=True)
     # errors[name][sigma_key] = list over repetitions

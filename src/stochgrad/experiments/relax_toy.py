@@ -29,6 +29,7 @@ from ..estimators import (
     relax,
     variance_loss,
 )
+from ..runner.config import require_positive
 from ..runner.registry import register
 
 ESTIMATORS = ("reinforce", "rebar", "relax")
@@ -130,9 +131,7 @@ def control_variate_curve(theta: float, cv: ControlVariate | None, f, u: Tensor)
 def run(cfg: RelaxToyConfig, ctx) -> dict[str, float]:
     if not 0.0 < cfg.target < 1.0:
         raise ValueError(f"target must lie in (0, 1), got {cfg.target}")
-    for key in ("steps", "batch", "var_every", "var_samples", "checkpoint_every"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    require_positive(cfg, "steps", "batch", "var_every", "var_samples", "checkpoint_every")
     t = cfg.target
 
     def f(b: Tensor) -> Tensor:  # [batch, 1] -> [batch]

@@ -121,3 +121,11 @@ def _wants_tuple(tp: Any) -> bool:
     if typing.get_origin(tp) is tuple:
         return True
     return any(_wants_tuple(a) for a in typing.get_args(tp) if a is not Ellipsis)
+
+
+def require_positive(cfg: Any, *keys: str) -> None:
+    """Raise ValueError naming the first config field among ``keys`` that is below 1."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if value < 1:
+            raise ValueError(f"{key} must be >= 1, got {value}")
