@@ -14,3 +14,36 @@ __all__ = [
     "gaussian_entropy",
     "optimal_dae",
 ]
+
+# SVGD with tracked log-density, Langevin / HMC comparison (paper 002)
+from .langevin import dld, hmc, langevin, particle_jacobian, sgld
+from .svgd import (
+    ParticleResult,
+    bandwidth_heuristic,
+    entropy_estimate,
+    rbf_kernel,
+    score_from_energy,
+    svgd,
+    svgd_direction,
+    svgd_jacobian,
+    svgd_step,
+    svgd_trace_closed_form,
+)
+
+__all__ += [
+    "ParticleResult",
+    "bandwidth_heuristic",
+    "dld",
+    "entropy_estimate",
+    "hmc",
+    "langevin",
+    "particle_jacobian",
+    "rbf_kernel",
+    "score_from_energy",
+    "sgld",
+    "svgd",
+    "svgd_direction",
+    "svgd_jacobian",
+    "svgd_step",
+    "svgd_trace_closed_form",
+]

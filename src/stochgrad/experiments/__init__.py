@@ -5,4 +5,5 @@ from . import (
     ardae_maxent,  # noqa: F401
     ardae_mog_error,  # noqa: F401
     relax_toy,  # noqa: F401
+    svgd_entropy,  # noqa: F401
 )

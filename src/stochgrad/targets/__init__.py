@@ -15,3 +15,8 @@ __all__ = [
     "u3",
     "u4",
 ]
+
+# Gaussian targets with known entropy (paper 002 section 4.1)
+from .gaussians import CircleMixture, Gaussian, isotropic_gaussian, paper_gaussian
+
+__all__ += ["CircleMixture", "Gaussian", "isotropic_gaussian", "paper_gaussian"]
