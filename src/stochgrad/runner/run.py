@@ -105,9 +105,42 @@ def _check_metrics(name: str, metrics: Any) -> dict[str, float]:
 def _execute(
     exp: Experiment, cfg: Any, preset: str, seed: int, out_dir: Path, device: str, resumed: bool
 ) -> dict[str, Any]:
-    """Run ``exp`` in ``out_dir`` and write results.json; re-raises the run's error."""
+    """Run ``exp`` in ``out_dir`` and write results.json; re-raises the run's error.
+
+    CPU runs use ``STOCHGRAD_THREADS`` torch threads (default 1: the experiments' small
+    networks run as fast on one thread, and extra threads thrash when processes share cores).
+    """
     _use_agg()
     dev = resolve_device(device)
+    threads_before = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(_threads())
+    try:
+        return _execute_in(exp, cfg, preset, seed, out_dir, dev, resumed)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _threads() -> int:
+    raw = os.environ.get("STOCHGRAD_THREADS", "1")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"STOCHGRAD_THREADS must be a positive integer, got {raw!r}")
+    return value
+
+
+def _execute_in(
+    exp: Experiment,
+    cfg: Any,
+    preset: str,
+    seed: int,
+    out_dir: Path,
+    dev: torch.device,
+    resumed: bool,
+) -> dict[str, Any]:
     ctx = RunContext(out_dir, seed=seed, device=dev, preset=preset, resumed=resumed)
     results: dict[str, Any] = {
         "experiment": exp.name,
@@ -229,7 +262,7 @@ def _worker(
     if extra:
         os.environ[registry.EXTRA_ENV] = extra
     os.environ.setdefault("STOCHGRAD_NO_PROGRESS", "1")
-    torch.set_num_threads(threads)
+    os.environ["STOCHGRAD_THREADS"] = str(threads)
     return run_experiment(name, preset, overrides, seed, out_dir, device)
 
 
