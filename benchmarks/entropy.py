@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import time
@@ -42,13 +41,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-from stochgrad.entropy import ARDAE, ResidualDAE, entropy_surrogate, optimal_dae  # noqa: E402
-from stochgrad.samplers import ImplicitSampler  # noqa: E402
-from stochgrad.targets.mixture import GaussianMixture, two_gaussians_1d  # noqa: E402
+from stochgrad.entropy import ARDAE, ResidualDAE, entropy_surrogate, optimal_dae
+from stochgrad.samplers import ImplicitSampler
+from stochgrad.targets.mixture import GaussianMixture, two_gaussians_1d
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -342,19 +341,19 @@ PEER_NOTE = ("No installable peer library: `kscore` (spectral Stein score estima
 def markdown(result: dict) -> str:
     m, s = result["machine"], result["settings"]
     lines = [f"# AR-DAE: cost and score error ({s['mode']} run)", "",
-             f"torch {m['torch']}, {m['cpu_count']} CPUs, torch.set_num_threads("
+             (f"torch {m['torch']}, {m['cpu_count']} CPUs, torch.set_num_threads("
              f"{m['torch_threads']}) for every timing and every training run (1-min load "
              f"average {_num(m['load_average_1min']['start'])} at start, "
              f"{_num(m['load_average_1min']['end'])} at end); float32; times are medians after "
-             "warm-up (time.perf_counter).", "",
+             "warm-up (time.perf_counter)."), "",
              "## Cost of an AR-DAE update and of an entropy-surrogate gradient", "",
-             f"ImplicitSampler(d, noise_dim={s['noise_dim']}, hidden={tuple(s['cost_hidden'])}), "
+             (f"ImplicitSampler(d, noise_dim={s['noise_dim']}, hidden={tuple(s['cost_hidden'])}), "
              f"ARDAE(d, hidden={tuple(s['cost_hidden'])}, delta={s['cost_delta']}, "
              f"n_sigma={s['n_sigma']}), Adam(betas=(0.5, 0.999)) as in 000 App. E.1; d = 2 is "
              "the energy-fitting setting, d = 10 the size of the maximum-entropy experiment "
-             "(section 6.4).", "",
-             "| d | batch | AR-DAE param. | (a) sampler fwd+bwd | (b) AR-DAE update | "
-             "(c) surrogate grad | (s) score only | (b)/(a) | (c)/(a) | (s)/(a) |",
+             "(section 6.4)."), "",
+             ("| d | batch | AR-DAE param. | (a) sampler fwd+bwd | (b) AR-DAE update | "
+             "(c) surrogate grad | (s) score only | (b)/(a) | (c)/(a) | (s)/(a) |"),
              "|" + "---|" * 10]
     for r in result["cost"]:
         t, q = r["time_ms"], r["ratio"]
@@ -367,14 +366,14 @@ def markdown(result: dict) -> str:
         title = ("1-D mixture (000 Fig. 3 setting)" if key == "mog1d"
                  else "2-D mixture")
         lines += [f"## Score error versus training steps: {title}", "",
-                  f"{prob['description']}; metric {prob['metric']} over "
+                  (f"{prob['description']}; metric {prob['metric']} over "
                   f"{s['eval_samples']} fixed samples of p. {prob['parameterization']} "
                   f"parameterization, hidden {tuple(s['hidden'])} softplus, δ = {prob['delta']}, "
                   f"n_σ = {s['n_sigma']}, batch {s['batch']}, Adam lr {s['lr']} halved every "
                   f"{s['lr_halve_every']} steps. Reference: optimal f*(x; σ = δ) error "
-                  f"**{prob['fstar_at_delta']:.4f}**.", "",
-                  "| steps | AR-DAE f(x; σ=0) | ResidualDAE (DSM, σ = δ) | AR-DAE / f*(δ) | "
-                  "ResidualDAE / f*(δ) |", "|---|---|---|---|---|"]
+                  f"**{prob['fstar_at_delta']:.4f}**."), "",
+                  ("| steps | AR-DAE f(x; σ=0) | ResidualDAE (DSM, σ = δ) | AR-DAE / f*(δ) | "
+                  "ResidualDAE / f*(δ) |"), "|---|---|---|---|---|"]
         for step in prob["steps"]:
             a, r = ms["ardae"]["errors"][str(step)], ms["resdae"]["errors"][str(step)]
             f = prob["fstar_at_delta"]
@@ -382,15 +381,15 @@ def markdown(result: dict) -> str:
         sc = prob["step_cost"]
         ratio = sc["ardae_over_resdae"]
         last = prob["steps"][-1]
-        lines += ["", f"- One training step (single thread, interleaved in the main process): "
+        lines += ["", (f"- One training step (single thread, interleaved in the main process): "
                   f"AR-DAE {sc['ms_per_step']['ardae']:.1f} ms, ResidualDAE "
                   f"{sc['ms_per_step']['resdae']:.1f} ms, ratio {ratio:.1f} (AR-DAE evaluates "
                   f"the network on n_σ = {s['n_sigma']} noisy copies of each sample, "
                   "ResidualDAE on one). At equal compute, AR-DAE after "
-                  f"{last / ratio:.0f} steps costs as much as ResidualDAE after {last}.",
-                  f"- Wall time of the training runs: AR-DAE "
+                  f"{last / ratio:.0f} steps costs as much as ResidualDAE after {last}."),
+                  (f"- Wall time of the training runs: AR-DAE "
                   f"{ms['ardae']['train_time_s']:.0f} s, ResidualDAE "
-                  f"{ms['resdae']['train_time_s']:.0f} s (worker processes, not a timing).", ""]
+                  f"{ms['resdae']['train_time_s']:.0f} s (worker processes, not a timing)."), ""]
     lines += ["## Notes", "", *[f"- {n}" for n in result["error_notes"]], "",
               f"Figure: `{result['figure']}`.", ""]
     return "\n".join(lines)
@@ -429,15 +428,15 @@ def main() -> None:
     by = {(r["d"], r["batch"], r["parameterization"]): r for r in cost}
     e1 = by.get((2, 1024, "residual"))
     cost_notes = [
-        "(a) `sampler.sample(B).sum().backward()`; (b) `ardae.loss(x)` on a drawn batch of B "
+        ("(a) `sampler.sample(B).sum().backward()`; (b) `ardae.loss(x)` on a drawn batch of B "
         "samples (B·n_σ network evaluations), backward and an Adam step; (c) "
         "`x = sampler.sample(B)`, `entropy_surrogate(x, ardae.score(x)).backward()`, so (c) "
         "contains (a) and (c)/(a) - 1 is the overhead of the entropy gradient; (s) "
         "`ardae.score(x)` alone on a drawn batch. Ratios are medians over "
         f"{cfg.cost_repeats} rounds of the per-round ratio; each round times (a), (b), (c), (s) "
-        f"back to back after {cfg.cost_warmup} warm-up rounds.",
-        "The gradient parameterization computes f = ∇ψ by autograd, so its score needs a "
-        "backward pass through ψ and its update a double backward.",
+        f"back to back after {cfg.cost_warmup} warm-up rounds."),
+        ("The gradient parameterization computes f = ∇ψ by autograd, so its score needs a "
+        "backward pass through ψ and its update a double backward."),
     ]
     if e1 is not None:
         step = 5 * e1["time_ms"]["b"] + e1["time_ms"]["c"]
@@ -447,17 +446,17 @@ def main() -> None:
             f"{step / e1['time_ms']['a']:.0f}x a plain sampler pass (the energy term, not "
             "timed here, adds roughly one more sampler-sized pass).")
     error_notes = [
-        "AR-DAE's error is of f(x; σ = 0), which no single-σ DAE is trained on; f*(x; σ = δ) is "
+        ("AR-DAE's error is of f(x; σ = 0), which no single-σ DAE is trained on; f*(x; σ = δ) is "
         "the best any DAE trained at the fixed σ = δ can do, so an AR-DAE curve below the "
         "dashed line is the paper's claim (Fig. 3) reproduced, and the ResidualDAE curve is "
-        "bounded below by it.",
-        "ResidualDAE = denoising score matching with loss rescaling at one σ (000 eq. 2 without "
+        "bounded below by it."),
+        ("ResidualDAE = denoising score matching with loss rescaling at one σ (000 eq. 2 without "
         "the σ input): same MLP, same schedule, same data batches count; it sees one noise draw "
         f"per sample and AR-DAE n_σ = {cfg.n_sigma}; the step-cost ratio under each table "
-        "converts equal steps to equal compute.",
-        "One training run per model (no repetitions, no standard errors): single curves are "
+        "converts equal steps to equal compute."),
+        ("One training run per model (no repetitions, no standard errors): single curves are "
         "noisy (they need not decrease monotonically), so read them for orders of magnitude, "
-        "not for small differences.",
+        "not for small differences."),
         PEER_NOTE,
     ]
     if cfg.mode == "quick":

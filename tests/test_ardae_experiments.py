@@ -5,7 +5,7 @@ import torch
 
 from stochgrad.experiments.ardae_energy import histogram, kl_estimate, total_variation
 from stochgrad.experiments.ardae_maxent import emd, penalty
-from stochgrad.runner import run_experiment
+from stochgrad.runner import RunContext, resume, run_experiment
 
 
 @pytest.fixture(autouse=True)
@@ -30,20 +30,71 @@ def test_mog_error_quick(tmp_path):
 
 
 def test_energy_quick(tmp_path):
+    """Learning smoke test (tier D): every sampler moves its mass onto the target; an untrained
+    sampler (a near point mass) has TV close to 1 on this grid."""
     res = run_experiment("ardae-energy", "quick", seed=0, out_dir=tmp_path, device="cpu")
     m = res["metrics"]
     for p in ("u1", "u2", "u3", "u4"):
         for method in ("hvi_aux", "hier_ardae", "implicit_ardae"):
-            assert 0.0 <= m[f"tv.{p}.{method}"] <= 1.0
+            assert m[f"tv.{p}.{method}"] < 0.85, (p, method)
     assert (tmp_path / "densities.png").exists()
 
 
 def test_maxent_quick(tmp_path):
+    """Both samplers end within 1.5x of the EMD between two samples of the target itself."""
     res = run_experiment("ardae-maxent", "quick", seed=0, out_dir=tmp_path, device="cpu")
     m = res["metrics"]
-    assert 0.0 <= m["frac_ardae_better"] <= 1.0 and m["repetitions"] == 2
-    assert m["emd.ardae.median"] > 0 and m["emd.iaf.median"] > 0
+    assert m["repetitions"] == 2
+    for name in ("ardae", "iaf"):
+        assert 0 < m[f"emd.{name}.median"] < 1.5 * m["emd.floor.median"]
     assert (tmp_path / "emd_histograms.png").exists()
+
+
+def _interrupt_at(monkeypatch, step: int):
+    original = RunContext.save_checkpoint
+
+    def save_then_die(self, state, at):
+        original(self, state, at)
+        if at == step and not self.resumed:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunContext, "save_checkpoint", save_then_die)
+
+
+@pytest.mark.parametrize(
+    "name, overrides, cut",
+    [
+        (
+            "ardae-energy",
+            [
+                "potentials=u1",
+                "methods=implicit_ardae,hvi_aux",
+                "iterations=40",
+                "checkpoint_every=20",
+                "eval_samples=2000",
+            ],
+            20,
+        ),
+        (
+            "ardae-mog-error",
+            [
+                "sigmas=0.5",
+                "methods=resdae,ardae",
+                "iterations=20",
+                "repetitions=1",
+                "eval_samples=200",
+            ],
+            2,
+        ),
+    ],
+)
+def test_resume_matches_uninterrupted(tmp_path, monkeypatch, name, overrides, cut):
+    full = run_experiment(name, "quick", overrides, seed=1, out_dir=tmp_path / "full")
+    _interrupt_at(monkeypatch, cut)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(name, "quick", overrides, seed=1, out_dir=tmp_path / "cut")
+    assert resume(tmp_path / "cut")["metrics"] == full["metrics"]
+    assert resume(tmp_path / "cut")["metrics"] == full["metrics"]  # resuming a finished run
 
 
 def test_total_variation_and_kl_of_exact_samples_are_small():

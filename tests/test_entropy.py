@@ -160,6 +160,8 @@ def test_ardae_adaptive_prior_and_conditioning():
     assert model.potential(x, cond).shape == (4, 16)
     with pytest.raises(ValueError, match=r"\[n_cond, n_z, d\]"):
         model.loss(torch.randn(16, 3), cond)
+    center = torch.randn(4, 3)  # b(x) per condition, broadcast over the n_z samples
+    torch.testing.assert_close(model.normalize(x, center), x - center[:, None, :])
 
 
 @pytest.mark.parametrize(

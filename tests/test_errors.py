@@ -116,6 +116,8 @@ def test_bad_reduction_and_non_finite_baseline():
         reinforce(dist, f_ok, reduction="median")
     with pytest.raises(ValueError, match="baseline contains NaN"):
         reinforce(dist, f_ok, baseline=torch.full((4,), float("nan")))
+    with pytest.raises(ValueError, match=r"baseline must be a number or have shape \[batch\]"):
+        reinforce(dist, f_ok, baseline=torch.zeros(4, 1))
 
 
 def test_variance_loss_batch_needs_per_example_parameters():

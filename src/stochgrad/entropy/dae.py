@@ -187,8 +187,16 @@ class ARDAE(nn.Module):
         self.f = ScoreNetwork(dim, cond_dim, hidden, activation, parameterization, sigma_input)
 
     def normalize(self, x: Tensor, center: Tensor | None = None) -> Tensor:
-        """x̃ = s (x - b)."""
-        return self.scale * (x if center is None else x - center)
+        """x̃ = s (x - b); ``center`` b is ``[batch, d]`` (``[n_cond, d]`` for 3-D ``x``)."""
+        if center is None:
+            return self.scale * x
+        if x.dim() == 3 and center.dim() == 2:
+            center = center[:, None, :]
+        if center.shape[-1] != x.shape[-1]:
+            raise ValueError(
+                f"center must have shape [..., {x.shape[-1]}], got {tuple(center.shape)}"
+            )
+        return self.scale * (x - center)
 
     def prior_scale(self, x_tilde: Tensor) -> Tensor:
         """δ per sample, broadcastable to ``x_tilde[..., :1]``."""
@@ -199,7 +207,7 @@ class ARDAE(nn.Module):
                 "the adaptive prior needs x of shape [n_cond, n_z, d] with n_z >= 2, "
                 f"got {tuple(x_tilde.shape)}"
             )
-        spread = x_tilde.std(dim=1).mean(-1)  # S_{x|cond}: [n_cond]
+        spread = x_tilde.std(dim=1).mean(-1)  # S_{x|cond} of the normalized x̃: [n_cond]
         return (self.delta_scale * spread).clamp_min(1e-8)[:, None, None]
 
     def loss(self, x: Tensor, cond: Tensor | None = None, center: Tensor | None = None) -> Tensor:

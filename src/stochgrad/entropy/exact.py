@@ -19,6 +19,8 @@ def optimal_dae(x: Tensor, sigma: float | Tensor, mixture: GaussianMixture) -> T
     matching).  At σ = 0 this is ∇_x log p.  ``x``: ``[..., d]``.
     """
     sigma = torch.as_tensor(sigma, dtype=x.dtype)
+    if sigma.dim() != 0:
+        raise ValueError(f"sigma must be a number, got a tensor of shape {tuple(sigma.shape)}")
     return mixture.smoothed(sigma).score(x)
 
 

@@ -10,8 +10,8 @@ def entropy_surrogate(x: Tensor, score: Tensor) -> Tensor:
     and an estimate of the score ∇_x log q(x) (000 eq. 1).
 
     ∇_θ H = -E[∇_x log q(x)ᵀ J_θ g_θ(ε)], so E[score.detach() · x] has gradient -∇_θ H.
-    ``x``, ``score``: ``[..., d]``; the mean is over all leading dimensions.  Add it to a loss
-    to *minimize* entropy, subtract it to maximize.
+    ``x``, ``score``: ``[..., d]``; the mean is over all leading dimensions.  It acts as -H:
+    add it to a loss that you minimize to *maximize* entropy, subtract it to minimize entropy.
     """
     if x.shape != score.shape:
         raise ValueError(

@@ -123,6 +123,11 @@ def reinforce(
     if baseline is not None:
         if isinstance(baseline, Tensor):
             check_finite(baseline.detach(), "baseline")
+            if baseline.shape not in ((), (batch,)):
+                raise ValueError(
+                    f"baseline must be a number or have shape [batch] = ({batch},), "
+                    f"got {tuple(baseline.shape)}"
+                )
         coef = coef - baseline
     return _finish(fb, score_term(coef, log_p), b, log_p, reduction)
 
@@ -152,7 +157,8 @@ def lax(
 ) -> Estimate:
     """LAX: ĝ = [f(b) - c_φ(b)] ∂/∂θ log p(b|θ) + ∂/∂θ c_φ(b), b = T(θ, ε) (003 eq. 8).
 
-    ``f`` is only queried (black box); ``dist`` must support ``rsample``.
+    ``f`` is only queried (black box); ``dist`` must support ``rsample``.  c_φ may depend on θ
+    only through b (unlike RELAX, whose c(z) and c(z̃) terms cancel any direct dependence).
     """
     if not getattr(dist, "has_rsample", False):
         raise TypeError(f"LAX needs a reparameterizable dist (rsample), got {type(dist).__name__}")
@@ -227,7 +233,11 @@ def dlax(
     reduction: str = "mean",
     generator: torch.Generator | None = None,
 ) -> Estimate:
-    """DLAX: ĝ = f(b) ∂ log p(b|θ) - c_φ(z) ∂ log p(z|θ) + ∂ c_φ(z), b = H(z) (004 eq. 7)."""
+    """DLAX: ĝ = f(b) ∂ log p(b|θ) - c_φ(z) ∂ log p(z|θ) + ∂ c_φ(z), b = H(z) (004 eq. 7).
+
+    As for LAX, c_φ may depend on θ only through z: a ``ConcreteControlVariate`` over an f that
+    depends on θ itself (004 eq. 11) makes DLAX biased; use RELAX/REBAR there.
+    """
     relaxation = as_relaxation(dist)
     z = relaxation.rsample_z(relaxation.sample_noise(generator))
     b = relaxation.hard(z)

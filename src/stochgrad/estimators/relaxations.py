@@ -103,8 +103,9 @@ class BernoulliRelaxation:
                 eps = torch.finfo(logits.dtype).eps
                 v = v.clamp(eps, 1 - eps)
         # u' | b=1 ~ U(1-θ, 1), u' | b=0 ~ U(0, 1-θ); logit(u') computed stably.
-        log_u = torch.where(b > 0.5, torch.log(p0 + v * p1), torch.log(v) + torch.log(p0))
-        log_1mu = torch.where(b > 0.5, torch.log(p1) + torch.log1p(-v), torch.log1p(-v * p0))
+        log_p0, log_p1 = F.logsigmoid(-logits), F.logsigmoid(logits)
+        log_u = torch.where(b > 0.5, torch.log(p0 + v * p1), torch.log(v) + log_p0)
+        log_1mu = torch.where(b > 0.5, log_p1 + torch.log1p(-v), torch.log1p(-v * p0))
         return logits + log_u - log_1mu
 
     def log_prob(self, b: Tensor) -> Tensor:

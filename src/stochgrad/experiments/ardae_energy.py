@@ -230,8 +230,13 @@ def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
         if unit in results:
             continue
         potential = get_potential(potential_name, cfg.limit)
-        torch.manual_seed(ctx.seed * 7919 + len(results))
-        model = EnergyModel(method, cfg, n_d, noise_dim).to(ctx.device)
+        current = state.get("current")
+        resuming = current is not None and current["unit"] == unit
+        if not resuming:
+            torch.manual_seed(ctx.seed * 7919 + len(results))
+        # on resume the checkpoint restored the RNG: building the model must not consume it
+        with torch.random.fork_rng(devices=[], enabled=resuming):
+            model = EnergyModel(method, cfg, n_d, noise_dim).to(ctx.device)
         opt = torch.optim.Adam(model.sampler_parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_halve_every, 0.5)
         ardae_opt = (
@@ -240,8 +245,7 @@ def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
             else None
         )
         start = 0
-        current = state.get("current")
-        if current is not None and current["unit"] == unit:
+        if resuming:
             model.load_state_dict(current["model"])
             opt.load_state_dict(current["opt"])
             sched.load_state_dict(current["sched"])

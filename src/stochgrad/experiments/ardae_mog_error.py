@@ -155,6 +155,11 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
         )
         x_eval = mixture.sample(cfg.eval_samples)
         if method == "fstar":
+            record(
+                "fstar",
+                "delta",
+                expected_error(optimal_dae(x_eval, cfg.delta, mixture), x_eval, mixture),
+            )
             for s in sigmas:
                 record(
                     "fstar",
@@ -202,9 +207,7 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
         ]
         if dae_errors:
             metrics["ardae_sigma0_minus_best_dae"] = ardae0 - min(dae_errors)
-        fstar_delta = expected_error(optimal_dae(x_eval, cfg.delta, mixture), x_eval, mixture)
-        metrics["error.fstar.delta"] = fstar_delta
-        metrics["ardae_sigma0_minus_fstar_delta"] = ardae0 - fstar_delta
+        metrics["ardae_sigma0_minus_fstar_delta"] = ardae0 - metrics["error.fstar.delta"]
     _figures(cfg, ctx, sigmas, metrics, mixture)
     return metrics
 

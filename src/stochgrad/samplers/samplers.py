@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..nn import activation as activation_class
 from ..nn import mlp
 
 LOG_2PI = math.log(2 * math.pi)
@@ -67,7 +68,7 @@ class HierarchicalSampler(nn.Module):
         super().__init__()
         self.dim, self.latent_dim, self.logvar_min = dim, latent_dim, logvar_min
         self.body = mlp(latent_dim, hidden[:-1], hidden[-1], activation)
-        self.act = nn.ReLU() if activation == "relu" else nn.Softplus()
+        self.act = activation_class(activation)()
         self.mean = nn.Linear(hidden[-1], dim)
         self.logvar = nn.Linear(hidden[-1], dim)
 
@@ -157,7 +158,8 @@ class IAF(nn.Module):
     """Inverse autoregressive flow (Kingma et al. 2016) on a standard normal base.
 
     Each step: x ← σ ⊙ x + (1 - σ) ⊙ m with (m, s) = MADE(x), σ = sigmoid(s); the dimensions
-    are reversed between steps.  log q(x) = log N(ε) - Σ log σ, exact.
+    are reversed between steps, and a final affine map x ← loc + exp(log_scale) ⊙ x follows.
+    log q(x) = log N(ε) - Σ_steps Σ log σ - Σ log_scale, exact.
     """
 
     def __init__(self, dim: int, n_flows: int = 4, hidden: int = 64) -> None:
