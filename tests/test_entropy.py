@@ -249,3 +249,14 @@ def test_potentials_and_grid_density():
     torch.testing.assert_close(get_potential("u1")(z), get_potential("u1")(-z))
     with pytest.raises(ValueError, match="potential must be one of"):
         get_potential("u5")
+
+
+def test_sigma_feature_scale_multiplies_the_sigma_input():
+    torch.manual_seed(9)
+    a = ARDAE(2, hidden=(8,), sigma_feature_scale=20.0)
+    b = ARDAE(2, hidden=(8,))
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(a.score(x, sigma=0.05), b.score(x, sigma=1.0))
+    with pytest.raises(ValueError, match="sigma_scale must be > 0"):
+        ARDAE(2, sigma_feature_scale=0.0)

@@ -32,6 +32,7 @@ class ScoreNetwork(nn.Module):
         activation: str = "softplus",
         parameterization: str = "residual",
         sigma_input: str = "signed",
+        sigma_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
@@ -44,6 +45,7 @@ class ScoreNetwork(nn.Module):
             raise ValueError(f"dim must be >= 1 and cond_dim >= 0, got {dim}, {cond_dim}")
         self.dim, self.cond_dim = dim, cond_dim
         self.parameterization, self.sigma_input = parameterization, sigma_input
+        self.sigma_scale = _check_sigma(sigma_scale, "sigma_scale")
         n_in = dim + cond_dim + (sigma_input != "none")
         n_out = dim if parameterization == "residual" else 1
         self.net = mlp(n_in, hidden, n_out, activation)
@@ -54,7 +56,7 @@ class ScoreNetwork(nn.Module):
             if sigma is None:
                 sigma = x.new_zeros(())
             sigma = sigma.abs() if self.sigma_input == "abs" else sigma
-            parts.append(sigma.to(x.dtype).expand(*x.shape[:-1], 1))
+            parts.append((self.sigma_scale * sigma).to(x.dtype).expand(*x.shape[:-1], 1))
         if self.cond_dim:
             if cond is None or cond.shape[-1] != self.cond_dim:
                 raise ValueError(
@@ -159,7 +161,8 @@ class ARDAE(nn.Module):
     normalized input (App. F.2: ``scale`` s and a pseudo-mean ``center`` b), ``n_sigma`` draws
     of σ per sample, and δ fixed (``delta``) or adaptive, δ(cond) = ``delta_scale`` · S_{x|cond}
     with S the sample standard deviation (mean over dimensions) of the n_z samples per condition.
-    The score is ∇_x log q(x) = s · f(x̃; σ = 0).
+    The score is ∇_x log q(x) = s · f(x̃; σ = 0).  ``sigma_feature_scale`` multiplies σ where it
+    enters the network as an input (e.g. 1/δ, so the input is of order 1; the paper feeds σ).
     """
 
     def __init__(
@@ -174,6 +177,7 @@ class ARDAE(nn.Module):
         sigma_input: str = "signed",
         scale: float = 1.0,
         delta_scale: float | None = None,
+        sigma_feature_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if sigma_input == "none":
@@ -184,7 +188,9 @@ class ARDAE(nn.Module):
         if n_sigma < 1:
             raise ValueError(f"n_sigma must be >= 1, got {n_sigma}")
         self.n_sigma = int(n_sigma)
-        self.f = ScoreNetwork(dim, cond_dim, hidden, activation, parameterization, sigma_input)
+        self.f = ScoreNetwork(
+            dim, cond_dim, hidden, activation, parameterization, sigma_input, sigma_feature_scale
+        )
 
     def normalize(self, x: Tensor, center: Tensor | None = None) -> Tensor:
         """x̃ = s (x - b); ``center`` b is ``[batch, d]`` (``[n_cond, d]`` for 3-D ``x``)."""
