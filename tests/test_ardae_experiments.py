@@ -8,14 +8,6 @@ from stochgrad.experiments.ardae_maxent import emd, penalty
 from stochgrad.runner import RunContext, resume, run_experiment
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_mog_error_quick(tmp_path):
     res = run_experiment("ardae-mog-error", "quick", seed=0, out_dir=tmp_path, device="cpu")
     m = res["metrics"]

@@ -26,14 +26,6 @@ from stochgrad.targets import Gaussian, isotropic_gaussian, paper_gaussian
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_gaussian(d: int, seed: int) -> Gaussian:
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(d, d, dtype=F64, generator=g)
