@@ -28,6 +28,16 @@ def test_readme_entropy_example_runs():
     assert torch.isfinite(namespace["loss"])
 
 
+def test_readme_svgd_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    example = next(b for b in blocks if "entropy_estimate" in b)
+    torch.manual_seed(0)
+    namespace: dict = {"print": lambda *a: None}
+    code = example.replace("n_steps=200", "n_steps=5").replace("(8, 200)", "(2, 20)")
+    exec(compile(code, "README", "exec"), namespace)  # noqa: S102 - our own README
+    assert torch.isfinite(namespace["out"].log_prob).all()
+
+
 def test_readme_has_exactly_two_setup_commands():
     setup = README.read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)```", setup, flags=re.DOTALL)[0].strip().splitlines()
