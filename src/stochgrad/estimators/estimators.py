@@ -172,6 +172,20 @@ def lax(
     return _finish(fb, per_example, b, log_p, reduction, z=b)
 
 
+def _relaxed_sample(
+    dist: Relaxation | torch.distributions.Distribution,
+    f: Objective,
+    generator: torch.Generator | None,
+) -> tuple[Relaxation, Tensor, Tensor, int, Tensor, Tensor]:
+    """z ~ p(z|θ), b = H(z), log p(b|θ) summed over units, and f(b) (checked)."""
+    relaxation = as_relaxation(dist)
+    z = relaxation.rsample_z(relaxation.sample_noise(generator))
+    b = relaxation.hard(z)
+    batch = _batch_of(b, "logits")
+    log_p = _sum_units(relaxation.log_prob(b), batch)
+    return relaxation, z, b, batch, log_p, evaluate_f(f, b, batch)
+
+
 def relax(
     dist: Relaxation | torch.distributions.Distribution,
     f: Objective,
@@ -187,13 +201,8 @@ def relax(
     b = H(z), z ~ p(z|θ), z̃ ~ p(z|b, θ).  ``tied_noise`` draws z̃ from the same uniform as z.
     REBAR is the special case ``control_variate = ConcreteControlVariate(...)``.
     """
-    relaxation = as_relaxation(dist)
-    z = relaxation.rsample_z(relaxation.sample_noise(generator))
-    b = relaxation.hard(z)
+    relaxation, z, b, _, log_p, fb = _relaxed_sample(dist, f, generator)
     z_tilde = relaxation.conditional_z(b, z if tied_noise else None, generator)
-    batch = _batch_of(b, "logits")
-    log_p = _sum_units(relaxation.log_prob(b), batch)
-    fb = evaluate_f(f, b, batch)
     c_tilde = control_variate(z_tilde, f, cond)
     per_example = score_term(fb - c_tilde, log_p) + control_variate(z, f, cond) - c_tilde
     return _finish(fb, per_example, b, log_p, reduction, z=z, z_tilde=z_tilde)
@@ -238,13 +247,8 @@ def dlax(
     As for LAX, c_φ may depend on θ only through z: a ``ConcreteControlVariate`` over an f that
     depends on θ itself (004 eq. 11) makes DLAX biased; use RELAX/REBAR there.
     """
-    relaxation = as_relaxation(dist)
-    z = relaxation.rsample_z(relaxation.sample_noise(generator))
-    b = relaxation.hard(z)
-    batch = _batch_of(b, "logits")
-    log_p = _sum_units(relaxation.log_prob(b), batch)
+    relaxation, z, b, batch, log_p, fb = _relaxed_sample(dist, f, generator)
     log_p_z = _sum_units(relaxation.log_prob_z(z.detach()), batch)
-    fb = evaluate_f(f, b, batch)
     c = control_variate(z, f, cond)
     per_example = score_term(fb, log_p) - score_term(c, log_p_z) + c
     return _finish(fb, per_example, b, log_p, reduction, z=z)
