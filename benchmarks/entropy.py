@@ -44,6 +44,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from _common import fmt_num, load_average
 
 from stochgrad.entropy import ARDAE, ResidualDAE, entropy_surrogate, optimal_dae
 from stochgrad.samplers import ImplicitSampler
@@ -99,8 +100,15 @@ class BenchConfig:
 
     @staticmethod
     def quick(seed: int = 0) -> BenchConfig:
-        return BenchConfig("quick", seed, cost_repeats=5, cost_warmup=1, hidden=(64, 64),
-                           steps_1d=(0, 100, 250, 500, 1000), steps_2d=(0, 100, 250, 500, 1000))
+        return BenchConfig(
+            "quick",
+            seed,
+            cost_repeats=5,
+            cost_warmup=1,
+            hidden=(64, 64),
+            steps_1d=(0, 100, 250, 500, 1000),
+            steps_2d=(0, 100, 250, 500, 1000),
+        )
 
 
 def mixture_2d() -> GaussianMixture:
@@ -109,20 +117,21 @@ def mixture_2d() -> GaussianMixture:
     return GaussianMixture(means, 0.8)
 
 
-def _load() -> float | None:
-    """1-minute load average (other processes on the machine skew the timings)."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
 # ================================================================================================
 # 1. cost
 # ================================================================================================
 
+
 def cost_row(cfg: BenchConfig, d: int, batch: int, parameterization: str) -> dict:
     torch.manual_seed(cfg.seed)
     sampler = ImplicitSampler(d, noise_dim=cfg.noise_dim, hidden=cfg.cost_hidden)
-    ardae = ARDAE(d, hidden=cfg.cost_hidden, parameterization=parameterization,
-                  delta=cfg.cost_delta, n_sigma=cfg.n_sigma)
+    ardae = ARDAE(
+        d,
+        hidden=cfg.cost_hidden,
+        parameterization=parameterization,
+        delta=cfg.cost_delta,
+        n_sigma=cfg.n_sigma,
+    )
     opt = torch.optim.Adam(ardae.parameters(), lr=1e-3, betas=(0.5, 0.999))  # 000 App. E.1
     with torch.no_grad():
         x_fixed = sampler.sample(batch)
@@ -156,10 +165,14 @@ def cost_row(cfg: BenchConfig, d: int, batch: int, parameterization: str) -> dic
             fn()
             times[key].append(time.perf_counter() - t0)
     t = {k: np.array(v) for k, v in times.items()}
-    return {"d": d, "batch": batch, "parameterization": parameterization,
-            "time_ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
-            "ratio": {f"{k}_over_a": float(np.median(t[k] / t["a"])) for k in ("b", "c", "s")},
-            "repeats": cfg.cost_repeats}
+    return {
+        "d": d,
+        "batch": batch,
+        "parameterization": parameterization,
+        "time_ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
+        "ratio": {f"{k}_over_a": float(np.median(t[k] / t["a"])) for k in ("b", "c", "s")},
+        "repeats": cfg.cost_repeats,
+    }
 
 
 def run_cost(cfg: BenchConfig) -> list[dict]:
@@ -170,8 +183,11 @@ def run_cost(cfg: BenchConfig) -> list[dict]:
         for par in ("residual", "gradient"):
             rows.append(cost_row(cfg, d, batch, par))
             r = rows[-1]
-            print(f"  cost d={d} B={batch} {par}: (b)/(a) {r['ratio']['b_over_a']:.1f}, "
-                  f"(c)/(a) {r['ratio']['c_over_a']:.2f}", flush=True)
+            print(
+                f"  cost d={d} B={batch} {par}: (b)/(a) {r['ratio']['b_over_a']:.1f}, "
+                f"(c)/(a) {r['ratio']['c_over_a']:.2f}",
+                flush=True,
+            )
     return rows
 
 
@@ -179,16 +195,25 @@ def run_cost(cfg: BenchConfig) -> list[dict]:
 # 2. error versus training steps
 # ================================================================================================
 
-def score_error(score: torch.Tensor, x: torch.Tensor, mixture: GaussianMixture,
-                relative: bool) -> float:
+
+def score_error(
+    score: torch.Tensor, x: torch.Tensor, mixture: GaussianMixture, relative: bool
+) -> float:
     """E_p|∇log p - f| (1-D) or E||f - ∇log p|| / E||∇log p|| (``relative``) on samples x."""
     true = mixture.score(x)
     diff = (score.double() - true).norm(dim=-1).mean().item()
     return diff / true.norm(dim=-1).mean().item() if relative else diff
 
 
-def train_curve(model: torch.nn.Module, cfg: BenchConfig, mixture: GaussianMixture,
-                x_eval: torch.Tensor, steps: tuple[int, ...], relative: bool, seed: int) -> dict:
+def train_curve(
+    model: torch.nn.Module,
+    cfg: BenchConfig,
+    mixture: GaussianMixture,
+    x_eval: torch.Tensor,
+    steps: tuple[int, ...],
+    relative: bool,
+    seed: int,
+) -> dict:
     """Train ``model`` with Adam (lr halved every ``lr_halve_every``), logging the error."""
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -207,8 +232,11 @@ def train_curve(model: torch.nn.Module, cfg: BenchConfig, mixture: GaussianMixtu
         train_time += time.perf_counter() - t0
         done = target
         errors[str(target)] = score_error(model.score(x_eval.float()), x_eval, mixture, relative)
-    return {"errors": errors, "train_time_s": train_time,
-            "ms_per_step": train_time / max(done, 1) * 1e3}
+    return {
+        "errors": errors,
+        "train_time_s": train_time,
+        "ms_per_step": train_time / max(done, 1) * 1e3,
+    }
 
 
 PROBLEMS = ("mog1d", "mog2d")
@@ -218,14 +246,26 @@ MODELS = ("ardae", "resdae")
 def problem(cfg: BenchConfig, key: str) -> dict:
     """Mixture, δ, parameterization, logged steps and metric of one error-vs-steps problem."""
     if key == "mog1d":
-        return {"mixture": two_gaussians_1d(), "delta": cfg.delta_1d, "parameterization":
-                "gradient", "steps": cfg.steps_1d, "relative": False, "index": 0,
-                "description": "p = 0.5 N(2, 0.5²) + 0.5 N(-2, 0.5²) (000 section 4.2, Fig. 3)",
-                "metric": "E_p|∇log p(x) - f(x)|"}
-    return {"mixture": mixture_2d(), "delta": cfg.delta_2d, "parameterization": "residual",
-            "steps": cfg.steps_2d, "relative": True, "index": 1,
-            "description": "4 equally weighted Gaussians at (±2, 0), (0, ±2), std 0.8",
-            "metric": "E||f(x) - ∇log p(x)|| / E||∇log p(x)||"}
+        return {
+            "mixture": two_gaussians_1d(),
+            "delta": cfg.delta_1d,
+            "parameterization": "gradient",
+            "steps": cfg.steps_1d,
+            "relative": False,
+            "index": 0,
+            "description": "p = 0.5 N(2, 0.5²) + 0.5 N(-2, 0.5²) (000 section 4.2, Fig. 3)",
+            "metric": "E_p|∇log p(x) - f(x)|",
+        }
+    return {
+        "mixture": mixture_2d(),
+        "delta": cfg.delta_2d,
+        "parameterization": "residual",
+        "steps": cfg.steps_2d,
+        "relative": True,
+        "index": 1,
+        "description": "4 equally weighted Gaussians at (±2, 0), (0, ±2), std 0.8",
+        "metric": "E||f(x) - ∇log p(x)|| / E||∇log p(x)||",
+    }
 
 
 def eval_samples(cfg: BenchConfig, prob: dict) -> torch.Tensor:
@@ -237,8 +277,14 @@ def make_model(cfg: BenchConfig, prob: dict, name: str) -> torch.nn.Module:
     torch.manual_seed(cfg.seed + 10 * prob["index"])  # same initial MLP up to the σ input
     d, delta, par = prob["mixture"].dim, prob["delta"], prob["parameterization"]
     if name == "ardae":
-        return ARDAE(d, hidden=cfg.hidden, activation="softplus", parameterization=par,
-                     delta=delta, n_sigma=cfg.n_sigma)
+        return ARDAE(
+            d,
+            hidden=cfg.hidden,
+            activation="softplus",
+            parameterization=par,
+            delta=delta,
+            n_sigma=cfg.n_sigma,
+        )
     return ResidualDAE(d, delta, hidden=cfg.hidden, activation="softplus", parameterization=par)
 
 
@@ -246,10 +292,21 @@ def error_job(cfg: BenchConfig, key: str, name: str) -> tuple[str, str, dict]:
     """One training run (also the body of a worker process)."""
     torch.set_num_threads(1)
     prob = problem(cfg, key)
-    out = train_curve(make_model(cfg, prob, name), cfg, prob["mixture"], eval_samples(cfg, prob),
-                      prob["steps"], prob["relative"], cfg.seed + 10 * prob["index"] + 1)
-    print(f"  {key} {name}: " + ", ".join(f"{s}: {e:.4f}" for s, e in out["errors"].items())
-          + f" ({out['train_time_s']:.0f} s)", flush=True)
+    out = train_curve(
+        make_model(cfg, prob, name),
+        cfg,
+        prob["mixture"],
+        eval_samples(cfg, prob),
+        prob["steps"],
+        prob["relative"],
+        cfg.seed + 10 * prob["index"] + 1,
+    )
+    print(
+        f"  {key} {name}: "
+        + ", ".join(f"{s}: {e:.4f}" for s, e in out["errors"].items())
+        + f" ({out['train_time_s']:.0f} s)",
+        flush=True,
+    )
     return key, name, out
 
 
@@ -269,8 +326,10 @@ def step_cost(cfg: BenchConfig, prob: dict, rounds: int = 10, warmup: int = 2) -
             if r >= warmup:
                 times[name].append(time.perf_counter() - t0)
     med = {name: float(np.median(v)) * 1e3 for name, v in times.items()}
-    return {"ms_per_step": med, "ardae_over_resdae": float(
-        np.median(np.array(times["ardae"]) / np.array(times["resdae"])))}
+    return {
+        "ms_per_step": med,
+        "ardae_over_resdae": float(np.median(np.array(times["ardae"]) / np.array(times["resdae"]))),
+    }
 
 
 def run_errors(cfg: BenchConfig, jobs: int) -> dict:
@@ -278,11 +337,20 @@ def run_errors(cfg: BenchConfig, jobs: int) -> dict:
     for key in PROBLEMS:
         prob = problem(cfg, key)
         x_eval = eval_samples(cfg, prob)
-        fstar = score_error(optimal_dae(x_eval, prob["delta"], prob["mixture"]), x_eval,
-                            prob["mixture"], prob["relative"])
+        fstar = score_error(
+            optimal_dae(x_eval, prob["delta"], prob["mixture"]),
+            x_eval,
+            prob["mixture"],
+            prob["relative"],
+        )
         out[key] = {k: prob[k] for k in ("description", "metric", "delta", "parameterization")}
-        out[key].update(dim=prob["mixture"].dim, steps=list(prob["steps"]),
-                        fstar_at_delta=fstar, step_cost=step_cost(cfg, prob), models={})
+        out[key].update(
+            dim=prob["mixture"].dim,
+            steps=list(prob["steps"]),
+            fstar_at_delta=fstar,
+            step_cost=step_cost(cfg, prob),
+            models={},
+        )
     # longest runs first: the 1-D AR-DAE (double backward on B·n_σ rows) dominates
     order = [(k, n) for n in MODELS for k in PROBLEMS]
     if jobs > 1:
@@ -290,8 +358,7 @@ def run_errors(cfg: BenchConfig, jobs: int) -> dict:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            results = [f.result() for f in [pool.submit(error_job, cfg, k, n)
-                                            for k, n in order]]
+            results = [f.result() for f in [pool.submit(error_job, cfg, k, n) for k, n in order]]
     else:
         results = [error_job(cfg, k, n) for k, n in order]
     for key, name, res in results:
@@ -308,19 +375,34 @@ def plot_errors(errors: dict, path: Path) -> None:
     for ax, (key, prob) in zip(np.atleast_1d(axes), errors.items()):
         for name, model in prob["models"].items():
             steps = [int(s) for s in model["errors"] if int(s) > 0]
-            ax.plot(steps, [model["errors"][str(s)] for s in steps], marker="o", ms=3,
-                    color=colors[name], label=labels[name])
+            ax.plot(
+                steps,
+                [model["errors"][str(s)] for s in steps],
+                marker="o",
+                ms=3,
+                color=colors[name],
+                label=labels[name],
+            )
             if "0" in model["errors"]:
-                ax.axhline(model["errors"]["0"], color=colors[name], lw=0.7, ls=":",
-                           label=f"{name} at initialization")
-        ax.axhline(prob["fstar_at_delta"], color="k", ls="--", lw=1,
-                   label=f"optimal f*(x; σ = δ = {prob['delta']})")
+                ax.axhline(
+                    model["errors"]["0"],
+                    color=colors[name],
+                    lw=0.7,
+                    ls=":",
+                    label=f"{name} at initialization",
+                )
+        ax.axhline(
+            prob["fstar_at_delta"],
+            color="k",
+            ls="--",
+            lw=1,
+            label=f"optimal f*(x; σ = δ = {prob['delta']})",
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training steps")
         ax.set_ylabel(prob["metric"])
-        ax.set_title(f"{key}: {prob['parameterization']} param., δ = {prob['delta']}",
-                     fontsize=9)
+        ax.set_title(f"{key}: {prob['parameterization']} param., δ = {prob['delta']}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -331,49 +413,73 @@ def plot_errors(errors: dict, path: Path) -> None:
 # output
 # ================================================================================================
 
-PEER_NOTE = ("No installable peer library: `kscore` (spectral Stein score estimator, Shi et al. "
-             "2018) is not on PyPI (`pip download --no-deps kscore`: no matching distribution), "
-             "and no PyPI package for score estimation of implicit distributions was found in the "
-             "package lists. The standard approach, denoising score matching at one fixed small "
-             "σ (stochgrad's `ResidualDAE`, the paper's resDAE), is the peer here.")
+PEER_NOTE = (
+    "No installable peer library: `kscore` (spectral Stein score estimator, Shi et al. "
+    "2018) is not on PyPI (`pip download --no-deps kscore`: no matching distribution), "
+    "and no PyPI package for score estimation of implicit distributions was found in the "
+    "package lists. The standard approach, denoising score matching at one fixed small "
+    "σ (stochgrad's `ResidualDAE`, the paper's resDAE), is the peer here."
+)
 
 
 def markdown(result: dict) -> str:
     m, s = result["machine"], result["settings"]
-    lines = [f"# AR-DAE: cost and score error ({s['mode']} run)", "",
-             (f"torch {m['torch']}, {m['cpu_count']} CPUs, torch.set_num_threads("
-             f"{m['torch_threads']}) for every timing and every training run (1-min load "
-             f"average {_num(m['load_average_1min']['start'])} at start, "
-             f"{_num(m['load_average_1min']['end'])} at end); float32; times are medians after "
-             "warm-up (time.perf_counter)."), "",
-             "## Cost of an AR-DAE update and of an entropy-surrogate gradient", "",
-             (f"ImplicitSampler(d, noise_dim={s['noise_dim']}, hidden={tuple(s['cost_hidden'])}), "
-             f"ARDAE(d, hidden={tuple(s['cost_hidden'])}, delta={s['cost_delta']}, "
-             f"n_sigma={s['n_sigma']}), Adam(betas=(0.5, 0.999)) as in 000 App. E.1; d = 2 is "
-             "the energy-fitting setting, d = 10 the size of the maximum-entropy experiment "
-             "(section 6.4)."), "",
-             ("| d | batch | AR-DAE param. | (a) sampler fwd+bwd | (b) AR-DAE update | "
-             "(c) surrogate grad | (s) score only | (b)/(a) | (c)/(a) | (s)/(a) |"),
-             "|" + "---|" * 10]
+    lines = [
+        f"# AR-DAE: cost and score error ({s['mode']} run)",
+        "",
+        (
+            f"torch {m['torch']}, {m['cpu_count']} CPUs, torch.set_num_threads("
+            f"{m['torch_threads']}) for every timing and every training run (1-min load "
+            f"average {fmt_num(m['load_average_1min']['start'])} at start, "
+            f"{fmt_num(m['load_average_1min']['end'])} at end); float32; times are medians after "
+            "warm-up (time.perf_counter)."
+        ),
+        "",
+        "## Cost of an AR-DAE update and of an entropy-surrogate gradient",
+        "",
+        (
+            f"ImplicitSampler(d, noise_dim={s['noise_dim']}, hidden={tuple(s['cost_hidden'])}), "
+            f"ARDAE(d, hidden={tuple(s['cost_hidden'])}, delta={s['cost_delta']}, "
+            f"n_sigma={s['n_sigma']}), Adam(betas=(0.5, 0.999)) as in 000 App. E.1; d = 2 is "
+            "the energy-fitting setting, d = 10 the size of the maximum-entropy experiment "
+            "(section 6.4)."
+        ),
+        "",
+        (
+            "| d | batch | AR-DAE param. | (a) sampler fwd+bwd | (b) AR-DAE update | "
+            "(c) surrogate grad | (s) score only | (b)/(a) | (c)/(a) | (s)/(a) |"
+        ),
+        "|" + "---|" * 10,
+    ]
     for r in result["cost"]:
         t, q = r["time_ms"], r["ratio"]
-        lines.append(f"| {r['d']} | {r['batch']} | {r['parameterization']} | {t['a']:.2f} ms | "
-                     f"{t['b']:.2f} ms | {t['c']:.2f} ms | {t['s']:.2f} ms | "
-                     f"{q['b_over_a']:.1f} | {q['c_over_a']:.2f} | {q['s_over_a']:.2f} |")
+        lines.append(
+            f"| {r['d']} | {r['batch']} | {r['parameterization']} | {t['a']:.2f} ms | "
+            f"{t['b']:.2f} ms | {t['c']:.2f} ms | {t['s']:.2f} ms | "
+            f"{q['b_over_a']:.1f} | {q['c_over_a']:.2f} | {q['s_over_a']:.2f} |"
+        )
     lines += ["", *[f"- {n}" for n in result["cost_notes"]], ""]
     for key, prob in result["errors"].items():
         ms = prob["models"]
-        title = ("1-D mixture (000 Fig. 3 setting)" if key == "mog1d"
-                 else "2-D mixture")
-        lines += [f"## Score error versus training steps: {title}", "",
-                  (f"{prob['description']}; metric {prob['metric']} over "
-                  f"{s['eval_samples']} fixed samples of p. {prob['parameterization']} "
-                  f"parameterization, hidden {tuple(s['hidden'])} softplus, δ = {prob['delta']}, "
-                  f"n_σ = {s['n_sigma']}, batch {s['batch']}, Adam lr {s['lr']} halved every "
-                  f"{s['lr_halve_every']} steps. Reference: optimal f*(x; σ = δ) error "
-                  f"**{prob['fstar_at_delta']:.4f}**."), "",
-                  ("| steps | AR-DAE f(x; σ=0) | ResidualDAE (DSM, σ = δ) | AR-DAE / f*(δ) | "
-                  "ResidualDAE / f*(δ) |"), "|---|---|---|---|---|"]
+        title = "1-D mixture (000 Fig. 3 setting)" if key == "mog1d" else "2-D mixture"
+        lines += [
+            f"## Score error versus training steps: {title}",
+            "",
+            (
+                f"{prob['description']}; metric {prob['metric']} over "
+                f"{s['eval_samples']} fixed samples of p. {prob['parameterization']} "
+                f"parameterization, hidden {tuple(s['hidden'])} softplus, δ = {prob['delta']}, "
+                f"n_σ = {s['n_sigma']}, batch {s['batch']}, Adam lr {s['lr']} halved every "
+                f"{s['lr_halve_every']} steps. Reference: optimal f*(x; σ = δ) error "
+                f"**{prob['fstar_at_delta']:.4f}**."
+            ),
+            "",
+            (
+                "| steps | AR-DAE f(x; σ=0) | ResidualDAE (DSM, σ = δ) | AR-DAE / f*(δ) | "
+                "ResidualDAE / f*(δ) |"
+            ),
+            "|---|---|---|---|---|",
+        ]
         for step in prob["steps"]:
             a, r = ms["ardae"]["errors"][str(step)], ms["resdae"]["errors"][str(step)]
             f = prob["fstar_at_delta"]
@@ -381,22 +487,32 @@ def markdown(result: dict) -> str:
         sc = prob["step_cost"]
         ratio = sc["ardae_over_resdae"]
         last = prob["steps"][-1]
-        lines += ["", (f"- One training step (single thread, interleaved in the main process): "
-                  f"AR-DAE {sc['ms_per_step']['ardae']:.1f} ms, ResidualDAE "
-                  f"{sc['ms_per_step']['resdae']:.1f} ms, ratio {ratio:.1f} (AR-DAE evaluates "
-                  f"the network on n_σ = {s['n_sigma']} noisy copies of each sample, "
-                  "ResidualDAE on one). At equal compute, AR-DAE after "
-                  f"{last / ratio:.0f} steps costs as much as ResidualDAE after {last}."),
-                  (f"- Wall time of the training runs: AR-DAE "
-                  f"{ms['ardae']['train_time_s']:.0f} s, ResidualDAE "
-                  f"{ms['resdae']['train_time_s']:.0f} s (worker processes, not a timing)."), ""]
-    lines += ["## Notes", "", *[f"- {n}" for n in result["error_notes"]], "",
-              f"Figure: `{result['figure']}`.", ""]
+        lines += [
+            "",
+            (
+                f"- One training step (single thread, interleaved in the main process): "
+                f"AR-DAE {sc['ms_per_step']['ardae']:.1f} ms, ResidualDAE "
+                f"{sc['ms_per_step']['resdae']:.1f} ms, ratio {ratio:.1f} (AR-DAE evaluates "
+                f"the network on n_σ = {s['n_sigma']} noisy copies of each sample, "
+                "ResidualDAE on one). At equal compute, AR-DAE after "
+                f"{last / ratio:.0f} steps costs as much as ResidualDAE after {last}."
+            ),
+            (
+                f"- Wall time of the training runs: AR-DAE "
+                f"{ms['ardae']['train_time_s']:.0f} s, ResidualDAE "
+                f"{ms['resdae']['train_time_s']:.0f} s (worker processes, not a timing)."
+            ),
+            "",
+        ]
+    lines += [
+        "## Notes",
+        "",
+        *[f"- {n}" for n in result["error_notes"]],
+        "",
+        f"Figure: `{result['figure']}`.",
+        "",
+    ]
     return "\n".join(lines)
-
-
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
 
 
 def main() -> None:
@@ -404,12 +520,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (< 2 minutes)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="processes for the (untimed) training runs; 1 = in this process")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="processes for the (untimed) training runs; 1 = in this process",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    load_start = _load()
+    load_start = load_average()
     start = time.perf_counter()
     cfg = BenchConfig.quick(args.seed) if args.quick else BenchConfig.full(args.seed)
     print(f"entropy benchmark ({cfg.mode}): cost", flush=True)
@@ -428,15 +548,19 @@ def main() -> None:
     by = {(r["d"], r["batch"], r["parameterization"]): r for r in cost}
     e1 = by.get((2, 1024, "residual"))
     cost_notes = [
-        ("(a) `sampler.sample(B).sum().backward()`; (b) `ardae.loss(x)` on a drawn batch of B "
-        "samples (B·n_σ network evaluations), backward and an Adam step; (c) "
-        "`x = sampler.sample(B)`, `entropy_surrogate(x, ardae.score(x)).backward()`, so (c) "
-        "contains (a) and (c)/(a) - 1 is the overhead of the entropy gradient; (s) "
-        "`ardae.score(x)` alone on a drawn batch. Ratios are medians over "
-        f"{cfg.cost_repeats} rounds of the per-round ratio; each round times (a), (b), (c), (s) "
-        f"back to back after {cfg.cost_warmup} warm-up rounds."),
-        ("The gradient parameterization computes f = ∇ψ by autograd, so its score needs a "
-        "backward pass through ψ and its update a double backward."),
+        (
+            "(a) `sampler.sample(B).sum().backward()`; (b) `ardae.loss(x)` on a drawn batch of B "
+            "samples (B·n_σ network evaluations), backward and an Adam step; (c) "
+            "`x = sampler.sample(B)`, `entropy_surrogate(x, ardae.score(x)).backward()`, so (c) "
+            "contains (a) and (c)/(a) - 1 is the overhead of the entropy gradient; (s) "
+            "`ardae.score(x)` alone on a drawn batch. Ratios are medians over "
+            f"{cfg.cost_repeats} rounds of the per-round ratio; each round times (a), (b), (c), (s) "
+            f"back to back after {cfg.cost_warmup} warm-up rounds."
+        ),
+        (
+            "The gradient parameterization computes f = ∇ψ by autograd, so its score needs a "
+            "backward pass through ψ and its update a double backward."
+        ),
     ]
     if e1 is not None:
         step = 5 * e1["time_ms"]["b"] + e1["time_ms"]["c"]
@@ -444,32 +568,48 @@ def main() -> None:
             f"One generator step of 000 App. E.1 (N_d = 5 AR-DAE updates, then one surrogate "
             f"gradient; d = 2, B = 1024, residual) costs about 5·(b) + (c) = {step:.0f} ms, "
             f"{step / e1['time_ms']['a']:.0f}x a plain sampler pass (the energy term, not "
-            "timed here, adds roughly one more sampler-sized pass).")
+            "timed here, adds roughly one more sampler-sized pass)."
+        )
     error_notes = [
-        ("AR-DAE's error is of f(x; σ = 0), which no single-σ DAE is trained on; f*(x; σ = δ) is "
-        "the best any DAE trained at the fixed σ = δ can do, so an AR-DAE curve below the "
-        "dashed line is the paper's claim (Fig. 3) reproduced, and the ResidualDAE curve is "
-        "bounded below by it."),
-        ("ResidualDAE = denoising score matching with loss rescaling at one σ (000 eq. 2 without "
-        "the σ input): same MLP, same schedule, same data batches count; it sees one noise draw "
-        f"per sample and AR-DAE n_σ = {cfg.n_sigma}; the step-cost ratio under each table "
-        "converts equal steps to equal compute."),
-        ("One training run per model (no repetitions, no standard errors): single curves are "
-        "noisy (they need not decrease monotonically), so read them for orders of magnitude, "
-        "not for small differences."),
+        (
+            "AR-DAE's error is of f(x; σ = 0), which no single-σ DAE is trained on; f*(x; σ = δ) is "
+            "the best any DAE trained at the fixed σ = δ can do, so an AR-DAE curve below the "
+            "dashed line is the paper's claim (Fig. 3) reproduced, and the ResidualDAE curve is "
+            "bounded below by it."
+        ),
+        (
+            "ResidualDAE = denoising score matching with loss rescaling at one σ (000 eq. 2 without "
+            "the σ input): same MLP, same schedule, same data batches count; it sees one noise draw "
+            f"per sample and AR-DAE n_σ = {cfg.n_sigma}; the step-cost ratio under each table "
+            "converts equal steps to equal compute."
+        ),
+        (
+            "One training run per model (no repetitions, no standard errors): single curves are "
+            "noisy (they need not decrease monotonically), so read them for orders of magnitude, "
+            "not for small differences."
+        ),
         PEER_NOTE,
     ]
     if cfg.mode == "quick":
-        error_notes.insert(0, "Quick run: hidden (64, 64) instead of (256, 256, 256), at most "
-                              "1000 steps; numbers are not comparable with the paper's.")
+        error_notes.insert(
+            0,
+            "Quick run: hidden (64, 64) instead of (256, 256, 256), at most "
+            "1000 steps; numbers are not comparable with the paper's.",
+        )
     result = {
-        "machine": {"torch": torch.__version__, "python": platform.python_version(),
-                    "numpy": np.__version__, "platform": platform.platform(),
-                    "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                    "cpu_affinity": len(os.sched_getaffinity(0))
-                    if hasattr(os, "sched_getaffinity") else None,
-                    "torch_threads": torch.get_num_threads(),
-                    "load_average_1min": {"start": load_start, "end": _load()}},
+        "machine": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "cpu_affinity": len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else None,
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1min": {"start": load_start, "end": load_average()},
+        },
         "settings": {**asdict(cfg), "dtype": "float32"},
         "cost": cost,
         "cost_notes": cost_notes,
@@ -479,13 +619,14 @@ def main() -> None:
         "figure": figure_name,
         "wall_time_s": {"cost": cost_s, "total": time.perf_counter() - start},
     }
-    (args.out / "entropy.json").write_text(json.dumps(result, indent=2, ensure_ascii=False)
-                                           + "\n")
+    (args.out / "entropy.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     md = markdown(result)
     (args.out / "entropy.md").write_text(md)
     print(md)
-    print(f"wrote {args.out / 'entropy.json'}, {args.out / 'entropy.md'} and {figure} "
-          f"in {result['wall_time_s']['total']:.0f} s")
+    print(
+        f"wrote {args.out / 'entropy.json'}, {args.out / 'entropy.md'} and {figure} "
+        f"in {result['wall_time_s']['total']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

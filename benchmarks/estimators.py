@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _common import fmt_num, load_average
 from torch import Tensor, nn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,9 +84,17 @@ class BenchConfig:
 
     @staticmethod
     def quick(seed: int = 0) -> BenchConfig:
-        return BenchConfig("quick", seed, toy_var_samples=20_000, toy_time_repeats=100,
-                           vec_repeats=3, warmup=5, train_steps=200,
-                           vae_repeats=40, vae_vec_rows=240)
+        return BenchConfig(
+            "quick",
+            seed,
+            toy_var_samples=20_000,
+            toy_time_repeats=100,
+            vec_repeats=3,
+            warmup=5,
+            train_steps=200,
+            vae_repeats=40,
+            vae_vec_rows=240,
+        )
 
 
 def exact_toy_grad(theta: float = THETA, t: float = TARGET) -> float:
@@ -119,8 +128,12 @@ def grad_stats(g: Tensor, exact: float | None) -> dict[str, float]:
     g = g.detach().double()
     n = g.numel()
     var = g.var().item()
-    out = {"n_estimates": n, "mean": g.mean().item(), "variance": var,
-           "log10_variance": math.log10(var) if var > 0 else float("-inf")}
+    out = {
+        "n_estimates": n,
+        "mean": g.mean().item(),
+        "variance": var,
+        "log10_variance": math.log10(var) if var > 0 else float("-inf"),
+    }
     if exact is not None:
         out["bias_z"] = (g.mean().item() - exact) / math.sqrt(var / n) if var > 0 else float("nan")
     return out
@@ -147,8 +160,13 @@ def make_vae_problem(cfg: BenchConfig, mnist: Path) -> dict:
     encoder, decoder = nn.Linear(784, 200), nn.Linear(200, 784)
     with torch.no_grad():
         logits = encoder(x)
-    return {"x": x, "logits": logits, "dec_w": decoder.weight.detach().clone(),
-            "dec_b": decoder.bias.detach().clone(), "source": source}
+    return {
+        "x": x,
+        "logits": logits,
+        "dec_w": decoder.weight.detach().clone(),
+        "dec_b": decoder.bias.detach().clone(),
+        "source": source,
+    }
 
 
 def vae_objective(problem: dict) -> Callable[[Tensor], Tensor]:
@@ -166,6 +184,7 @@ def vae_objective(problem: dict) -> Callable[[Tensor], Tensor]:
 # ================================================================================================
 # stochgrad
 # ================================================================================================
+
 
 def stochgrad_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]]:
     from stochgrad.estimators import (
@@ -216,8 +235,7 @@ def stochgrad_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]
         def one(batch: int) -> Tensor:
             leaf = torch.full((batch, 1), THETA, requires_grad=True)
             est = estimator(BernoulliRelaxation(logits=leaf))
-            (g,) = torch.autograd.grad(est.surrogate if batch == 1 else est.per_example.sum(),
-                                       leaf)
+            (g,) = torch.autograd.grad(est.surrogate if batch == 1 else est.per_example.sum(), leaf)
             if baseline is not None and batch == 1:
                 baseline.update(est.f)
             return g
@@ -231,15 +249,18 @@ def stochgrad_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]
         leaf = torch.full((cfg.toy_var_samples, 1), THETA, requires_grad=True)
         est = estimator(BernoulliRelaxation(logits=leaf))
         (g,) = torch.autograd.grad(est.per_example.sum(), leaf)
-        toy[name] = {"time_ms": median_ms(single),
-                     "time_per_sample_us": median_ms(vec) * 1e3 / cfg.toy_vec_batch,
-                     **grad_stats(g.squeeze(1), exact)}
+        toy[name] = {
+            "time_ms": median_ms(single),
+            "time_per_sample_us": median_ms(vec) * 1e3 / cfg.toy_vec_batch,
+            **grad_stats(g.squeeze(1), exact),
+        }
 
     def b_reinforce():
         return (lambda d: reinforce(d, toy_f)), None, None
 
     def b_baseline():
         ma = MovingAverageBaseline(decay=0.95)
+
         def estimator(d, value=None):
             return reinforce(d, toy_f, ma() if value is None else value)
 
@@ -292,9 +313,11 @@ def stochgrad_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]
             times.append(time.perf_counter() - t0)
             grads.append(g)
         vec = timed(lambda: one(cfg.vae_vec_rows), cfg.vec_repeats, 1)
-        vae[name] = {"time_ms": median_ms(times),
-                     "time_per_sample_us": median_ms(vec) * 1e3 / cfg.vae_vec_rows,
-                     **vae_variance(torch.stack(grads))}
+        vae[name] = {
+            "time_ms": median_ms(times),
+            "time_per_sample_us": median_ms(vec) * 1e3 / cfg.vae_vec_rows,
+            **vae_variance(torch.stack(grads)),
+        }
 
     def v_reinforce():
         return (lambda d: reinforce(d, f)), None
@@ -308,13 +331,15 @@ def stochgrad_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]
         return (lambda d: relax(d, f, cv)), None
 
     def v_relax():
-        cv = ConcreteControlVariate("bernoulli") + NeuralControlVariate(mlp(200, (200,), 1),
-                                                                        scale=1.0)
+        cv = ConcreteControlVariate("bernoulli") + NeuralControlVariate(
+            mlp(200, (200,), 1), scale=1.0
+        )
         return (lambda d: relax(d, f, cv)), None
 
     def v_dlax():
-        cv = ConcreteControlVariate("bernoulli") + NeuralControlVariate(mlp(200, (200,), 1),
-                                                                        scale=1.0)
+        cv = ConcreteControlVariate("bernoulli") + NeuralControlVariate(
+            mlp(200, (200,), 1), scale=1.0
+        )
         return (lambda d: dlax(d, f, cv)), None
 
     vae_row("reinforce", v_reinforce)
@@ -329,8 +354,8 @@ def stochgrad_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]
 # storchastic (runs in a subprocess: `--storchastic-worker DIR`)
 # ================================================================================================
 
-def storchastic_rows(cfg: BenchConfig, problem: dict, done: dict, save: Callable[[], None]
-                     ) -> bool:
+
+def storchastic_rows(cfg: BenchConfig, problem: dict, done: dict, save: Callable[[], None]) -> bool:
     """Same problems with storchastic's estimators.  Imports storch: call only in a subprocess.
 
     Fills ``done[problem][estimator]`` in a fixed order, skipping rows already there, and calls
@@ -409,9 +434,11 @@ def storchastic_rows(cfg: BenchConfig, problem: dict, done: dict, save: Callable
         single = timed(lambda: one(1), cfg.toy_time_repeats, cfg.warmup)
         vec = timed(lambda: one(cfg.toy_vec_batch), cfg.vec_repeats, 1)
         g = one(cfg.toy_var_samples).squeeze(1)
-        return {"time_ms": median_ms(single),
-                "time_per_sample_us": median_ms(vec) * 1e3 / cfg.toy_vec_batch,
-                **grad_stats(g, exact_toy_grad())}
+        return {
+            "time_ms": median_ms(single),
+            "time_per_sample_us": median_ms(vec) * 1e3 / cfg.toy_vec_batch,
+            **grad_stats(g, exact_toy_grad()),
+        }
 
     def vae_row(i: int, name: str, make) -> dict:
         torch.manual_seed(cfg.seed + 100 + i)
@@ -428,37 +455,48 @@ def storchastic_rows(cfg: BenchConfig, problem: dict, done: dict, save: Callable
             grads.append(one(24))
             times.append(time.perf_counter() - t0)
         vec = timed(lambda: one(cfg.vae_vec_rows), cfg.vec_repeats, 1)
-        return {"time_ms": median_ms(times),
-                "time_per_sample_us": median_ms(vec) * 1e3 / cfg.vae_vec_rows,
-                **vae_variance(torch.stack(grads))}
+        return {
+            "time_ms": median_ms(times),
+            "time_per_sample_us": median_ms(vec) * 1e3 / cfg.vae_vec_rows,
+            **vae_variance(torch.stack(grads)),
+        }
 
     toy_tanh = lambda: Head(1, 10, nn.Tanh, True)
     specs = {
-        "toy": (toy_row, {
-            "reinforce": lambda: methods.ScoreFunction("z", baseline_factory="none"),
-            "reinforce + moving-average baseline":
-                lambda: methods.ScoreFunction("z", baseline_factory="moving_average"),
-            "rebar (untrained: η=1, λ=0.5)": lambda: relaxed(methods.REBAR("z")),
-            "rebar (trained η, λ)": lambda: relaxed(methods.REBAR("z")),
-            "relax (untrained, scale 1)": lambda: relaxed(methods.RELAX("z", c_phi=toy_tanh())),
-            "relax (trained φ)": lambda: relaxed(methods.RELAX("z", c_phi=toy_tanh())),
-            "lax": lambda: methods.LAX("z", in_dim=1),
-            "arm": lambda: methods.ARM("z"),
-            "disarm": lambda: methods.DisARM("z"),
-            "gumbel-softmax (biased, τ=1)": lambda: methods.GumbelSoftmax("z"),
-        }),
-        "vae": (vae_row, {
-            "reinforce": lambda: methods.ScoreFunction("z", baseline_factory="none"),
-            "reinforce + moving-average baseline":
-                lambda: methods.ScoreFunction("z", baseline_factory="moving_average"),
-            "rebar (untrained: η=1, λ=0.5)": lambda: relaxed(methods.REBAR("z")),
-            "relax (untrained: REBAR term + MLP r_ρ, scale 1)":
-                lambda: relaxed(methods.REBAR("z", c_phi=Head(200, 200, nn.ReLU, False))),
-            "lax": lambda: methods.LAX("z", in_dim=200),
-            "arm": lambda: methods.ARM("z"),
-            "disarm": lambda: methods.DisARM("z"),
-            "gumbel-softmax (biased, τ=1)": lambda: methods.GumbelSoftmax("z"),
-        }),
+        "toy": (
+            toy_row,
+            {
+                "reinforce": lambda: methods.ScoreFunction("z", baseline_factory="none"),
+                "reinforce + moving-average baseline": lambda: methods.ScoreFunction(
+                    "z", baseline_factory="moving_average"
+                ),
+                "rebar (untrained: η=1, λ=0.5)": lambda: relaxed(methods.REBAR("z")),
+                "rebar (trained η, λ)": lambda: relaxed(methods.REBAR("z")),
+                "relax (untrained, scale 1)": lambda: relaxed(methods.RELAX("z", c_phi=toy_tanh())),
+                "relax (trained φ)": lambda: relaxed(methods.RELAX("z", c_phi=toy_tanh())),
+                "lax": lambda: methods.LAX("z", in_dim=1),
+                "arm": lambda: methods.ARM("z"),
+                "disarm": lambda: methods.DisARM("z"),
+                "gumbel-softmax (biased, τ=1)": lambda: methods.GumbelSoftmax("z"),
+            },
+        ),
+        "vae": (
+            vae_row,
+            {
+                "reinforce": lambda: methods.ScoreFunction("z", baseline_factory="none"),
+                "reinforce + moving-average baseline": lambda: methods.ScoreFunction(
+                    "z", baseline_factory="moving_average"
+                ),
+                "rebar (untrained: η=1, λ=0.5)": lambda: relaxed(methods.REBAR("z")),
+                "relax (untrained: REBAR term + MLP r_ρ, scale 1)": lambda: relaxed(
+                    methods.REBAR("z", c_phi=Head(200, 200, nn.ReLU, False))
+                ),
+                "lax": lambda: methods.LAX("z", in_dim=200),
+                "arm": lambda: methods.ARM("z"),
+                "disarm": lambda: methods.DisARM("z"),
+                "gumbel-softmax (biased, τ=1)": lambda: methods.GumbelSoftmax("z"),
+            },
+        ),
     }
 
     warm = methods.ScoreFunction("z", baseline_factory="none")
@@ -471,8 +509,10 @@ def storchastic_rows(cfg: BenchConfig, problem: dict, done: dict, save: Callable
             try:
                 done[key][name] = measure(i, name, make)
             except Exception as exc:  # noqa: BLE001  (a crash is a result: record it, restart)
-                done[key][name] = {"error": f"{type(exc).__name__}: {exc}".strip(),
-                                   "traceback_tail": traceback.format_exc(limit=-3)}
+                done[key][name] = {
+                    "error": f"{type(exc).__name__}: {exc}".strip(),
+                    "traceback_tail": traceback.format_exc(limit=-3),
+                }
                 save()
                 return False
             save()
@@ -485,9 +525,16 @@ def storchastic_worker(workdir: Path) -> None:
     cfg = BenchConfig(**json.loads((workdir / "config.json").read_text()))
     problem = torch.load(workdir / "problem.pt", weights_only=True)
     result_file = workdir / "storchastic.json"
-    out = json.loads(result_file.read_text()) if result_file.is_file() else {
-        "imported_in": "subprocess (storch monkey-patches torch at import); a fresh process "
-                       "after each estimator that raised", "rows": {}, "processes": 0}
+    out = (
+        json.loads(result_file.read_text())
+        if result_file.is_file()
+        else {
+            "imported_in": "subprocess (storch monkey-patches torch at import); a fresh process "
+            "after each estimator that raised",
+            "rows": {},
+            "processes": 0,
+        }
+    )
     out["processes"] += 1
 
     def save() -> None:
@@ -532,16 +579,20 @@ def run_storchastic(cfg: BenchConfig, problem: dict, timeout_s: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         (workdir / "config.json").write_text(json.dumps(asdict(cfg)))
-        torch.save({k: v for k, v in problem.items() if isinstance(v, Tensor)},
-                   workdir / "problem.pt")
+        torch.save(
+            {k: v for k, v in problem.items() if isinstance(v, Tensor)}, workdir / "problem.pt"
+        )
         result_file = workdir / "storchastic.json"
         n_done = -1
         while True:
             try:
                 proc = subprocess.run(
                     [sys.executable, __file__, "--storchastic-worker", str(workdir)],
-                    capture_output=True, text=True, check=False,
-                    timeout=max(1.0, deadline - time.perf_counter()))
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=max(1.0, deadline - time.perf_counter()),
+                )
             except subprocess.TimeoutExpired:
                 out = json.loads(result_file.read_text()) if result_file.is_file() else {}
                 out.setdefault("available", False)
@@ -549,8 +600,11 @@ def run_storchastic(cfg: BenchConfig, problem: dict, timeout_s: float) -> dict:
                 return out
             if not result_file.is_file():
                 lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-                return {"available": False, "reason": f"worker exited {proc.returncode}: "
-                                                      f"{lines[-1] if lines else 'no output'}"}
+                return {
+                    "available": False,
+                    "reason": f"worker exited {proc.returncode}: "
+                    f"{lines[-1] if lines else 'no output'}",
+                }
             out = json.loads(result_file.read_text())
             done_now = sum(len(v) for v in out.get("rows", {}).values())
             if not out.get("available") or out.get("complete") or done_now == n_done:
@@ -594,27 +648,30 @@ def _time_cell(cell: dict | None) -> str:
     return _fmt(cell, "time_ms")
 
 
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
-
-
 def markdown(result: dict) -> str:
     st = result["storchastic"]
     available = st.get("available", False)
     cols = ["time", "µs/sample (vec.)", "log10 var"]
-    lines = [f"# Gradient estimators: stochgrad vs storchastic ({result['settings']['mode']} run)",
-             "",
-             f"torch {result['machine']['torch']}, {result['machine']['cpu_count']} CPUs, "
-             f"torch.set_num_threads({result['machine']['torch_threads']}) for every timing "
-             f"(1-min load average {_num(result['machine']['load_average_1min']['start'])} at "
-             f"start, {_num(result['machine']['load_average_1min']['end'])} at end); "
-             "float32; times are medians after warm-up (time.perf_counter). "
-             + (f"storchastic {st.get('version')} ran in a subprocess, after nothing else: "
-                "it monkey-patches torch at import." if available else
-                f"storchastic: unavailable ({st.get('reason')})."),
-             ""]
-    for key, title in (("toy", "Toy problem (003 section 6.1)"),
-                       ("vae", "Discrete-VAE-sized problem")):
+    lines = [
+        f"# Gradient estimators: stochgrad vs storchastic ({result['settings']['mode']} run)",
+        "",
+        f"torch {result['machine']['torch']}, {result['machine']['cpu_count']} CPUs, "
+        f"torch.set_num_threads({result['machine']['torch_threads']}) for every timing "
+        f"(1-min load average {fmt_num(result['machine']['load_average_1min']['start'])} at "
+        f"start, {fmt_num(result['machine']['load_average_1min']['end'])} at end); "
+        "float32; times are medians after warm-up (time.perf_counter). "
+        + (
+            f"storchastic {st.get('version')} ran in a subprocess, after nothing else: "
+            "it monkey-patches torch at import."
+            if available
+            else f"storchastic: unavailable ({st.get('reason')})."
+        ),
+        "",
+    ]
+    for key, title in (
+        ("toy", "Toy problem (003 section 6.1)"),
+        ("vae", "Discrete-VAE-sized problem"),
+    ):
         prob = result["problems"][key]
         lines += [f"## {title}", "", prob["description"], ""]
         names = list(prob["estimators"])
@@ -623,8 +680,9 @@ def markdown(result: dict) -> str:
         if toy:
             header.insert(4, "stochgrad bias (s.e.)")
         if available:
-            header += [f"storchastic {c}" for c in cols] + (["storchastic bias (s.e.)"] if toy
-                                                            else [])
+            header += [f"storchastic {c}" for c in cols] + (
+                ["storchastic bias (s.e.)"] if toy else []
+            )
         else:
             header += [f"storchastic: unavailable ({st.get('reason')})"]
         if toy:
@@ -633,13 +691,20 @@ def markdown(result: dict) -> str:
         for name in names:
             row = prob["estimators"][name]
             ours, theirs = row.get("stochgrad"), row.get("storchastic")
-            cells = [name, _time_cell(ours), _fmt(ours, "time_per_sample_us"),
-                     _fmt(ours, "log10_variance")]
+            cells = [
+                name,
+                _time_cell(ours),
+                _fmt(ours, "time_per_sample_us"),
+                _fmt(ours, "log10_variance"),
+            ]
             if toy:
                 cells.append(_fmt(ours, "bias_z"))
             if available:
-                cells += [_time_cell(theirs), _fmt(theirs, "time_per_sample_us"),
-                          _fmt(theirs, "log10_variance")]
+                cells += [
+                    _time_cell(theirs),
+                    _fmt(theirs, "time_per_sample_us"),
+                    _fmt(theirs, "log10_variance"),
+                ]
                 if toy:
                     cells.append(_fmt(theirs, "bias_z"))
             else:
@@ -653,19 +718,17 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _load() -> float | None:
-    """1-minute load average (other processes on the machine skew the timings)."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (< 2 minutes)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mnist", type=Path,
-                        default=Path(os.environ.get("STOCHGRAD_MNIST", DEFAULT_MNIST)),
-                        help="binarized_mnist.npz (env STOCHGRAD_MNIST); random data if missing")
+    parser.add_argument(
+        "--mnist",
+        type=Path,
+        default=Path(os.environ.get("STOCHGRAD_MNIST", DEFAULT_MNIST)),
+        help="binarized_mnist.npz (env STOCHGRAD_MNIST); random data if missing",
+    )
     parser.add_argument("--no-storchastic", action="store_true", help="skip the peer library")
     parser.add_argument("--storchastic-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -674,7 +737,7 @@ def main() -> None:
         return
 
     torch.set_num_threads(1)
-    load_start = _load()
+    load_start = load_average()
     cfg = BenchConfig.quick(args.seed) if args.quick else BenchConfig.full(args.seed)
     start = time.perf_counter()
     problem = make_vae_problem(cfg, args.mnist)
@@ -693,71 +756,103 @@ def main() -> None:
 
     exact = exact_toy_grad()
     toy_notes = [
-        (f"Exact gradient p(1-p)(1-2t) = {exact:.6g} at θ = {THETA}, t = {TARGET}. Variance and "
-        f"bias from {cfg.toy_var_samples:,} independent single-sample estimates (one vectorized "
-        "call on an [N, 1] leaf); bias = (mean - exact)/standard error; time = one single-sample "
-        f"estimate + torch.autograd.grad (median of {cfg.toy_time_repeats}); µs/sample = one call "
-        f"computing {cfg.toy_vec_batch:,} estimates / {cfg.toy_vec_batch:,}."),
-        ("Paper reference (003 Fig. 1, qualitative, read from the figure during training rather "
-        "than at a fixed θ): REBAR's gradient variance is about REINFORCE's; RELAX's trained "
-        "control variate lowers it by orders of magnitude."),
-        (f"\"trained\" rows: {cfg.train_steps} Adam steps (lr {cfg.train_lr}) at fixed θ = 0 on "
-        "the single-sample variance objective (stochgrad: variance_loss; storchastic: its own "
-        "update_parameters). Untrained rows use fresh parameters: η = 1, λ = 0.5 (storchastic's "
-        "temperature set to 0.5 from its default 1.0), control-variate MLP 1-10(tanh)-1."),
-        ("Moving-average baselines (decay 0.95) are settled over "
-        f"{cfg.baseline_warmup} single-sample estimates first; stochgrad's is then held constant "
-        "for the N estimates. storchastic's moving average folds the current cost into its own "
-        "baseline before use, which shrinks a single-sample estimate by the factor 0.95 (biased)."),
-        ("With one unit at p = 1/2 a constant baseline equal to E[f] makes REINFORCE exact "
-        "(ĝ = (f(b) - c)(b - p) is the same for b = 0 and 1), so the baseline rows' tiny variance "
-        "only measures how close the moving average got to E[f]; it is not a general ranking."),
-        ("storchastic rows use Bernoulli(probs=sigmoid(θ)) because its RELAX/REBAR train on the "
-        "gradient reaching `probs`; its RELAX feeds c_φ the relaxed sample σ_λ(z). storchastic "
-        "has no DLAX (stochgrad's LAX, like storchastic's, needs a reparameterizable "
-        "distribution). "
-        "storchastic's LAX on a Normal, where it should apply: "
-        f"{st.get('lax_on_gaussian', 'not run')}. Multi-sample estimators (ScoreFunctionWOR, "
-        "UnorderedSet*, RaoBlackwellSF, Expect) are not single-sample estimators and are not "
-        "measured. After an estimator raised, the remaining storchastic rows run in a fresh "
-        "process (its global state can be left dirty by a crash)."),
+        (
+            f"Exact gradient p(1-p)(1-2t) = {exact:.6g} at θ = {THETA}, t = {TARGET}. Variance and "
+            f"bias from {cfg.toy_var_samples:,} independent single-sample estimates (one vectorized "
+            "call on an [N, 1] leaf); bias = (mean - exact)/standard error; time = one single-sample "
+            f"estimate + torch.autograd.grad (median of {cfg.toy_time_repeats}); µs/sample = one call "
+            f"computing {cfg.toy_vec_batch:,} estimates / {cfg.toy_vec_batch:,}."
+        ),
+        (
+            "Paper reference (003 Fig. 1, qualitative, read from the figure during training rather "
+            "than at a fixed θ): REBAR's gradient variance is about REINFORCE's; RELAX's trained "
+            "control variate lowers it by orders of magnitude."
+        ),
+        (
+            f'"trained" rows: {cfg.train_steps} Adam steps (lr {cfg.train_lr}) at fixed θ = 0 on '
+            "the single-sample variance objective (stochgrad: variance_loss; storchastic: its own "
+            "update_parameters). Untrained rows use fresh parameters: η = 1, λ = 0.5 (storchastic's "
+            "temperature set to 0.5 from its default 1.0), control-variate MLP 1-10(tanh)-1."
+        ),
+        (
+            "Moving-average baselines (decay 0.95) are settled over "
+            f"{cfg.baseline_warmup} single-sample estimates first; stochgrad's is then held constant "
+            "for the N estimates. storchastic's moving average folds the current cost into its own "
+            "baseline before use, which shrinks a single-sample estimate by the factor 0.95 (biased)."
+        ),
+        (
+            "With one unit at p = 1/2 a constant baseline equal to E[f] makes REINFORCE exact "
+            "(ĝ = (f(b) - c)(b - p) is the same for b = 0 and 1), so the baseline rows' tiny variance "
+            "only measures how close the moving average got to E[f]; it is not a general ranking."
+        ),
+        (
+            "storchastic rows use Bernoulli(probs=sigmoid(θ)) because its RELAX/REBAR train on the "
+            "gradient reaching `probs`; its RELAX feeds c_φ the relaxed sample σ_λ(z). storchastic "
+            "has no DLAX (stochgrad's LAX, like storchastic's, needs a reparameterizable "
+            "distribution). "
+            "storchastic's LAX on a Normal, where it should apply: "
+            f"{st.get('lax_on_gaussian', 'not run')}. Multi-sample estimators (ScoreFunctionWOR, "
+            "UnorderedSet*, RaoBlackwellSF, Expect) are not single-sample estimators and are not "
+            "measured. After an estimator raised, the remaining storchastic rows run in a fresh "
+            "process (its global state can be left dirty by a crash)."
+        ),
     ]
     vae_notes = [
-        (f"Data: {problem['source']}. Encoder Linear(784, 200) and decoder Linear(200, 784) are "
-        f"random (seed {cfg.seed}) and frozen; f(b) = BCE-with-logits summed over 784 pixels, "
-        "[24]. Gradients are per example (the sum over the batch) with respect to the 24 x 200 "
-        "logits."),
-        (f"variance = mean over the 4,800 logits of the per-logit variance across "
-        f"{cfg.vae_repeats} repeated whole-batch estimates; time = median of the same "
-        f"{cfg.vae_repeats} calls (forward + backward to the logits) after warm-up; µs/sample = "
-        f"one call on {cfg.vae_vec_rows} rows / {cfg.vae_vec_rows}. No bias column: there is no "
-        "closed-form gradient, and a REINFORCE reference precise enough to test the others would "
-        "need far more estimates than this run affords (its per-logit variance is ~10^4.9). "
-        f"Moving-average baselines are settled over {cfg.baseline_warmup} whole-batch estimates "
-        "and keep updating during the measured calls."),
-        ("All control variates are untrained. stochgrad relax = ConcreteControlVariate() + "
-        "NeuralControlVariate(mlp(200, (200,), 1)); storchastic relax = its REBAR with "
-        "c_φ = MLP 200-200(relu)-1 on the relaxed sample (c = η[f(σ_λ(z)) + c_φ(σ_λ(z))])."),
+        (
+            f"Data: {problem['source']}. Encoder Linear(784, 200) and decoder Linear(200, 784) are "
+            f"random (seed {cfg.seed}) and frozen; f(b) = BCE-with-logits summed over 784 pixels, "
+            "[24]. Gradients are per example (the sum over the batch) with respect to the 24 x 200 "
+            "logits."
+        ),
+        (
+            f"variance = mean over the 4,800 logits of the per-logit variance across "
+            f"{cfg.vae_repeats} repeated whole-batch estimates; time = median of the same "
+            f"{cfg.vae_repeats} calls (forward + backward to the logits) after warm-up; µs/sample = "
+            f"one call on {cfg.vae_vec_rows} rows / {cfg.vae_vec_rows}. No bias column: there is no "
+            "closed-form gradient, and a REINFORCE reference precise enough to test the others would "
+            "need far more estimates than this run affords (its per-logit variance is ~10^4.9). "
+            f"Moving-average baselines are settled over {cfg.baseline_warmup} whole-batch estimates "
+            "and keep updating during the measured calls."
+        ),
+        (
+            "All control variates are untrained. stochgrad relax = ConcreteControlVariate() + "
+            "NeuralControlVariate(mlp(200, (200,), 1)); storchastic relax = its REBAR with "
+            "c_φ = MLP 200-200(relu)-1 on the relaxed sample (c = η[f(σ_λ(z)) + c_φ(σ_λ(z))])."
+        ),
     ]
     result = {
-        "machine": {"torch": torch.__version__, "python": platform.python_version(),
-                    "numpy": np.__version__, "platform": platform.platform(),
-                    "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                    "cpu_affinity": len(os.sched_getaffinity(0))
-                    if hasattr(os, "sched_getaffinity") else None,
-                    "torch_threads": torch.get_num_threads(),
-                    "load_average_1min": {"start": load_start, "end": _load()}},
+        "machine": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "cpu_affinity": len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else None,
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1min": {"start": load_start, "end": load_average()},
+        },
         "settings": {**asdict(cfg), "dtype": "float32", "theta": THETA, "target": TARGET},
         "storchastic": st,
         "problems": {
-            "toy": {"description": "f(b) = (b - 0.499)^2, b ~ Bernoulli(sigmoid(θ)), θ = 0, "
-                                   "one Bernoulli unit.",
-                    "exact_grad": exact, "notes": toy_notes,
-                    "paper_reference": toy_notes[1], "estimators": merge("toy")},
-            "vae": {"description": "200 Bernoulli latents, batch 24, logits = fixed random "
-                                   "encoder of binarized MNIST, f(b) = -log p(x|b) with a fixed "
-                                   "random linear Bernoulli decoder (784 pixels).",
-                    "data": problem["source"], "notes": vae_notes, "estimators": merge("vae")},
+            "toy": {
+                "description": "f(b) = (b - 0.499)^2, b ~ Bernoulli(sigmoid(θ)), θ = 0, "
+                "one Bernoulli unit.",
+                "exact_grad": exact,
+                "notes": toy_notes,
+                "paper_reference": toy_notes[1],
+                "estimators": merge("toy"),
+            },
+            "vae": {
+                "description": "200 Bernoulli latents, batch 24, logits = fixed random "
+                "encoder of binarized MNIST, f(b) = -log p(x|b) with a fixed "
+                "random linear Bernoulli decoder (784 pixels).",
+                "data": problem["source"],
+                "notes": vae_notes,
+                "estimators": merge("vae"),
+            },
         },
         "wall_time_s": {"stochgrad": ours_s, "total": time.perf_counter() - start},
     }
@@ -768,13 +863,16 @@ def main() -> None:
                     if isinstance(v, float) and not math.isfinite(v):
                         cell[k] = None
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "estimators.json").write_text(json.dumps(result, indent=2, ensure_ascii=False)
-                                              + "\n")
+    (args.out / "estimators.json").write_text(
+        json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    )
     md = markdown(result)
     (args.out / "estimators.md").write_text(md)
     print(md)
-    print(f"wrote {args.out / 'estimators.json'} and {args.out / 'estimators.md'} "
-          f"in {result['wall_time_s']['total']:.0f} s")
+    print(
+        f"wrote {args.out / 'estimators.json'} and {args.out / 'estimators.md'} "
+        f"in {result['wall_time_s']['total']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import load_average
 from torch import nn
 
 from stochgrad.entropy import svgd_step
@@ -140,13 +141,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _load() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 1 minute)")
@@ -155,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    load_start = _load()
+    load_start = load_average()
     start = time.perf_counter()
     rounds = 5 if args.quick else 15
     rows = []
@@ -179,7 +173,7 @@ def main() -> None:
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
-            "load_average_1min": {"start": load_start, "end": _load()},
+            "load_average_1min": {"start": load_start, "end": load_average()},
         },
         "rows": rows,
         "max_closed_form_over_plain": max(r["ratio"]["closed_form_over_plain"] for r in rows),
