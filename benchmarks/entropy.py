@@ -31,9 +31,6 @@ after a warm-up; training runs single-threaded too.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +41,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from _common import fmt_num, load_average
+from _common import fmt_num, load_average, machine_info, write_results
 
 from stochgrad.entropy import ARDAE, ResidualDAE, entropy_surrogate, optimal_dae
 from stochgrad.samplers import ImplicitSampler
@@ -597,19 +594,7 @@ def main() -> None:
             "1000 steps; numbers are not comparable with the paper's.",
         )
     result = {
-        "machine": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "cpu_affinity": len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else None,
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1min": {"start": load_start, "end": load_average()},
-        },
+        "machine": machine_info(load_start),
         "settings": {**asdict(cfg), "dtype": "float32"},
         "cost": cost,
         "cost_notes": cost_notes,
@@ -619,10 +604,7 @@ def main() -> None:
         "figure": figure_name,
         "wall_time_s": {"cost": cost_s, "total": time.perf_counter() - start},
     }
-    (args.out / "entropy.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    md = markdown(result)
-    (args.out / "entropy.md").write_text(md)
-    print(md)
+    write_results(args.out, "entropy", result, markdown(result))
     print(
         f"wrote {args.out / 'entropy.json'}, {args.out / 'entropy.md'} and {figure} "
         f"in {result['wall_time_s']['total']:.0f} s"

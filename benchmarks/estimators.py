@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import fmt_num, load_average
+from _common import fmt_num, load_average, machine_info, write_results
 from torch import Tensor, nn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -821,19 +820,7 @@ def main() -> None:
         ),
     ]
     result = {
-        "machine": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "cpu_affinity": len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else None,
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1min": {"start": load_start, "end": load_average()},
-        },
+        "machine": machine_info(load_start),
         "settings": {**asdict(cfg), "dtype": "float32", "theta": THETA, "target": TARGET},
         "storchastic": st,
         "problems": {
@@ -862,13 +849,7 @@ def main() -> None:
                 for k, v in (cell or {}).items():
                     if isinstance(v, float) and not math.isfinite(v):
                         cell[k] = None
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "estimators.json").write_text(
-        json.dumps(result, indent=2, ensure_ascii=False) + "\n"
-    )
-    md = markdown(result)
-    (args.out / "estimators.md").write_text(md)
-    print(md)
+    write_results(args.out, "estimators", result, markdown(result))
     print(
         f"wrote {args.out / 'estimators.json'} and {args.out / 'estimators.md'} "
         f"in {result['wall_time_s']['total']:.0f} s"

@@ -25,15 +25,12 @@ per-round ratios.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from _common import load_average
+from _common import load_average, machine_info, write_results
 from torch import nn
 
 from stochgrad.entropy import svgd_step
@@ -168,22 +165,12 @@ def main() -> None:
         "benchmark": "svgd",
         "settings": {"mode": "quick" if args.quick else "full", "rounds": rounds,
                      "seed": args.seed, "step_size": 0.1, "bandwidth": 1.0, "dtype": "float32"},
-        "machine": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1min": {"start": load_start, "end": load_average()},
-        },
+        "machine": machine_info(load_start),
         "rows": rows,
         "max_closed_form_over_plain": max(r["ratio"]["closed_form_over_plain"] for r in rows),
         "wall_time_s": time.perf_counter() - start,
     }  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "svgd.json").write_text(json.dumps(result, indent=1) + "\n")
-    md = markdown(result)
-    (args.out / "svgd.md").write_text(md)
-    print(md)
+    write_results(args.out, "svgd", result, markdown(result))
 
 
 if __name__ == "__main__":
