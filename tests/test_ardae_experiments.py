@@ -15,6 +15,9 @@ def test_mog_error_quick(tmp_path):
     # the regular DAE blows up at small σ (division by σ²); AR-DAE at σ = 0 does not
     assert m["error.ardae.sigma0"] < m[f"error.regdae.{smallest}"] / 10
     assert m["error.ardae.sigma0"] < m[f"error.resdae.{smallest}"]
+    assert m["error.ardae_antithetic.sigma0"] < m[f"error.regdae.{smallest}"] / 10
+    # a σ-blind AR-DAE converges to the σ²-weighted average of f*: 3x f*(δ)'s error
+    assert 2.5 * m["error.fstar.delta"] < m["error.sigma_blind.delta"]
     # f*'s asymptotic error shrinks with σ (Prop. 1)
     assert m["error.fstar.sigma_0.005"] < m["error.fstar.sigma_0.05"] < m["error.fstar.sigma_0.5"]
     for fig in ("error_vs_sigma", "sigma_conditioning", "optimal_dae"):

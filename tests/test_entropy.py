@@ -13,6 +13,7 @@ from stochgrad.entropy import (
     entropy_surrogate,
     gaussian_entropy,
     optimal_dae,
+    sigma_blind_dae,
 )
 from stochgrad.samplers import IAF, HierarchicalSampler, ImplicitSampler
 from stochgrad.targets import GaussianMixture, get_potential, grid_density, two_gaussians_1d
@@ -173,6 +174,7 @@ def test_ardae_adaptive_prior_and_conditioning():
         ({"sigma_input": "none"}, "sigma_input must be 'signed' or 'abs'"),
         ({"parameterization": "weird"}, "parameterization must be one of"),
         ({"delta_scale": 0.0}, "delta_scale must be > 0"),
+        ({"antithetic": True, "n_sigma": 3}, "antithetic pairs need an even n_sigma"),
     ],
 )
 def test_ardae_bad_arguments(kwargs, message):
@@ -260,3 +262,55 @@ def test_sigma_feature_scale_multiplies_the_sigma_input():
     torch.testing.assert_close(a.score(x, sigma=0.05), b.score(x, sigma=1.0))
     with pytest.raises(ValueError, match="sigma_scale must be > 0"):
         ARDAE(2, sigma_feature_scale=0.0)
+
+
+def _loss_and_grad(model: ARDAE, x: torch.Tensor) -> tuple[float, torch.Tensor]:
+    model.zero_grad()
+    loss = model.loss(x)
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_antithetic_ardae_keeps_the_objective_and_cuts_gradient_variance():
+    """Pairing u with -u leaves E[loss] unchanged (z-test, 4 s.e.) and removes the O(σ) noise
+    of the gradient: at δ = 0.01 its total variance drops by more than 100x (App. C)."""
+    torch.manual_seed(11)
+    plain = ARDAE(1, hidden=(32, 32), delta=0.01, n_sigma=2).double()
+    paired = ARDAE(1, hidden=(32, 32), delta=0.01, n_sigma=2, antithetic=True).double()
+    paired.load_state_dict(plain.state_dict())
+    x = two_gaussians_1d().sample(64)
+    runs = {
+        name: [_loss_and_grad(m, x) for _ in range(400)]
+        for name, m in {"plain": plain, "paired": paired}.items()
+    }
+    loss = {k: torch.tensor([r[0] for r in v], dtype=DT) for k, v in runs.items()}
+    grads = {k: torch.stack([r[1] for r in v]) for k, v in runs.items()}
+    diff = loss["plain"].mean() - loss["paired"].mean()
+    se = (loss["plain"].var() / 400 + loss["paired"].var() / 400).sqrt()
+    assert diff.abs() < 4 * se, (diff, se)
+    # E[grad] agrees too: within 5 s.e. in each of ~1,200 coordinates (Bonferroni, p < 1e-3)
+    g_se = (grads["plain"].var(0) / 400 + grads["paired"].var(0) / 400).sqrt()
+    assert ((grads["plain"].mean(0) - grads["paired"].mean(0)).abs() <= 5 * g_se + 1e-12).all()
+    ratio = grads["plain"].var(0).sum() / grads["paired"].var(0).sum()
+    assert ratio > 100, ratio
+
+
+def test_sigma_blind_dae_beats_other_sigma_blind_fields_on_the_ardae_loss():
+    """With common random numbers, the AR-DAE loss of the σ-blind minimizer is lower than that of
+    the exact score and of f*(·; δ) by more than 4 s.e.; at small δ its error is 3x f*(δ)'s,
+    E[σ⁴] / (δ² E[σ²]) = 3 for σ ~ N(0, δ²)."""
+    torch.manual_seed(12)
+    mixture, delta, n = two_gaussians_1d(), 0.2, 50_000
+    x = mixture.sample(n)
+    u, sigma = torch.randn_like(x), torch.randn(n, 1, dtype=DT) * delta
+    y = x + sigma * u
+    blind = (u + sigma * sigma_blind_dae(y, delta, mixture, n_grid=128)).pow(2).sum(-1)
+    for other in (mixture.score(y), optimal_dae(y, delta, mixture)):
+        diff = (u + sigma * other).pow(2).sum(-1) - blind
+        assert diff.mean() > 4 * diff.std() / math.sqrt(n)
+    x = mixture.sample(5000)
+    err_blind = (mixture.score(x) - sigma_blind_dae(x, 0.01, mixture)).abs().mean()
+    err_fstar = (mixture.score(x) - optimal_dae(x, 0.01, mixture)).abs().mean()
+    assert 2.9 < err_blind / err_fstar < 3.1
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        sigma_blind_dae(x, 0.0, mixture)

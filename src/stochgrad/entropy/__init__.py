@@ -2,7 +2,7 @@
 with closed-form entropy (SVGD, paper 002)."""
 
 from .dae import ARDAE, RegularDAE, ResidualDAE, ScoreNetwork
-from .exact import gaussian_entropy, optimal_dae
+from .exact import gaussian_entropy, optimal_dae, sigma_blind_dae
 from .surrogate import entropy_surrogate
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "entropy_surrogate",
     "gaussian_entropy",
     "optimal_dae",
+    "sigma_blind_dae",
 ]
 
 # SVGD with tracked log-density, Langevin / HMC comparison (paper 002)

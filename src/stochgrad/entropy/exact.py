@@ -24,6 +24,24 @@ def optimal_dae(x: Tensor, sigma: float | Tensor, mixture: GaussianMixture) -> T
     return mixture.smoothed(sigma).score(x)
 
 
+def sigma_blind_dae(x: Tensor, delta: float, mixture: GaussianMixture, n_grid: int = 512) -> Tensor:
+    """The minimizer of the AR-DAE loss (000 eq. 2, σ ~ N(0, δ²)) over f that ignore σ.
+
+    By denoising score matching the loss is E_σ[σ² E_{y~p_σ} ||f(y) - f*(y; σ)||²] + const, so
+    f(y) = E_σ[σ² p_σ(y) f*(y; σ)] / E_σ[σ² p_σ(y)], with p_σ = p * N(0, σ² I).  A network that
+    does not resolve σ converges here, not to ∇ log p.  Quadrature over σ ∈ (0, 6δ] (f* is even
+    in σ); ``x``: ``[n, d]``.
+    """
+    if delta <= 0:
+        raise ValueError(f"delta must be > 0, got {delta}")
+    sigmas = torch.linspace(6 * delta / n_grid, 6 * delta, n_grid, dtype=x.dtype)
+    log_w = torch.stack(
+        [-0.5 * (s / delta) ** 2 + 2 * s.log() + mixture.smoothed(s).log_prob(x) for s in sigmas]
+    )  # [n_grid, n]
+    scores = torch.stack([mixture.smoothed(s).score(x) for s in sigmas])  # [n_grid, n, d]
+    return (log_w.softmax(0).unsqueeze(-1) * scores).sum(0)
+
+
 def gaussian_entropy(cov: Tensor) -> Tensor:
     """H(N(μ, Σ)) = ½ log det(2πe Σ); ``cov``: ``[..., d, d]``."""
     d = cov.shape[-1]

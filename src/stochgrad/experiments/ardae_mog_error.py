@@ -21,12 +21,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..entropy import ARDAE, RegularDAE, ResidualDAE, optimal_dae
+from ..entropy import ARDAE, RegularDAE, ResidualDAE, optimal_dae, sigma_blind_dae
 from ..runner.config import require_positive
 from ..runner.registry import register
 from ..targets import two_gaussians_1d
 
-METHODS = ("regdae", "resdae", "regdae_annealed", "resdae_annealed", "ardae", "ardae_abs")
+METHODS = (
+    "regdae",
+    "resdae",
+    "regdae_annealed",
+    "resdae_annealed",
+    "ardae",
+    "ardae_abs",
+    "ardae_antithetic",
+)
+"""``ardae_antithetic`` is not in the paper: AR-DAE with (σ, u), (σ, -u) pairs (see ``ARDAE``)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ class MogErrorConfig:
     """AR-DAE prior scale: σ ~ N(0, δ²)."""
     n_sigma: int = 10
     """σ draws per sample and iteration for AR-DAE."""
+    sigma_feature_scale: float = 1.0
+    """AR-DAE sees σ multiplied by this as its input (paper: 1; 1/δ makes the input O(1))."""
     eval_samples: int = 1000
     """Samples of p for the expected error."""
     repetitions: int = 5
@@ -92,6 +103,8 @@ def make_model(method: str, sigma: float, cfg: MogErrorConfig) -> nn.Module:
         delta=cfg.delta,
         n_sigma=cfg.n_sigma,
         sigma_input="abs" if method == "ardae_abs" else "signed",
+        sigma_feature_scale=cfg.sigma_feature_scale,
+        antithetic=method == "ardae_antithetic",
     )
 
 
@@ -133,6 +146,8 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
     if not cfg.sigmas or min(cfg.sigmas) <= 0:
         raise ValueError(f"sigmas must be positive numbers, got {cfg.sigmas}")
     require_positive(cfg, "iterations", "batch", "eval_samples", "repetitions", "n_sigma")
+    if cfg.sigma_feature_scale <= 0:
+        raise ValueError(f"sigma_feature_scale must be > 0, got {cfg.sigma_feature_scale}")
     mixture = two_gaussians_1d()
     sigmas = sorted(cfg.sigmas, reverse=True)
     # errors[name][sigma_key] = list over repetitions
@@ -159,6 +174,12 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
                 "fstar",
                 "delta",
                 expected_error(optimal_dae(x_eval, cfg.delta, mixture), x_eval, mixture),
+            )
+            # where a σ-blind AR-DAE converges: the σ²-weighted average of f*(·; σ)
+            record(
+                "sigma_blind",
+                "delta",
+                expected_error(sigma_blind_dae(x_eval, cfg.delta, mixture), x_eval, mixture),
             )
             for s in sigmas:
                 record(
@@ -197,17 +218,18 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
             metrics[f"error_se.{name}.{key}"] = (
                 float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
             )
-    if "ardae" in cfg.methods:
-        ardae0 = metrics["error.ardae.sigma0"]
-        dae_errors = [
-            v
-            for k, v in metrics.items()
-            if k.startswith("error.")
-            and k.split(".")[1] in ("regdae", "resdae", "regdae_annealed", "resdae_annealed")
-        ]
-        if dae_errors:
-            metrics["ardae_sigma0_minus_best_dae"] = ardae0 - min(dae_errors)
-        metrics["ardae_sigma0_minus_fstar_delta"] = ardae0 - metrics["error.fstar.delta"]
+    dae_errors = [
+        v
+        for k, v in metrics.items()
+        if k.startswith("error.")
+        and k.split(".")[1] in ("regdae", "resdae", "regdae_annealed", "resdae_annealed")
+    ]
+    for name in ("ardae", "ardae_antithetic"):
+        if name in cfg.methods:
+            error0 = metrics[f"error.{name}.sigma0"]
+            if dae_errors:
+                metrics[f"{name}_sigma0_minus_best_dae"] = error0 - min(dae_errors)
+            metrics[f"{name}_sigma0_minus_fstar_delta"] = error0 - metrics["error.fstar.delta"]
     _figures(cfg, ctx, sigmas, metrics, mixture)
     return metrics
 
@@ -220,6 +242,7 @@ def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
         "resdae_annealed": ("tab:blue", "-"),
         "ardae": ("tab:red", "-"),
         "ardae_abs": ("tab:purple", "-"),
+        "ardae_antithetic": ("tab:green", "-"),
         "fstar": ("k", ":"),
     }
 
@@ -236,14 +259,23 @@ def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
     for fname, names in (
         (
             "error_vs_sigma",
-            ("regdae", "regdae_annealed", "resdae", "resdae_annealed", "ardae", "fstar"),
+            (
+                "regdae",
+                "regdae_annealed",
+                "resdae",
+                "resdae_annealed",
+                "ardae",
+                "ardae_antithetic",
+                "fstar",
+            ),
         ),
         ("sigma_conditioning", ("ardae", "ardae_abs", "fstar")),
     ):
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for name in names:
             curve(ax, name)
-        for name in ("ardae", "ardae_abs") if fname == "sigma_conditioning" else ("ardae",):
+        at_zero = ("ardae_abs",) if fname == "sigma_conditioning" else ("ardae_antithetic",)
+        for name in ("ardae", *at_zero):
             if f"error.{name}.sigma0" in metrics:
                 ax.axhline(
                     metrics[f"error.{name}.sigma0"],
@@ -252,6 +284,12 @@ def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
                     ls="-.",
                     label=f"{name} at σ=0",
                 )
+        for key, color, label in (
+            ("error.fstar.delta", "k", "f* at σ=δ"),
+            ("error.sigma_blind.delta", "0.5", "σ-blind AR-DAE limit"),
+        ):
+            if key in metrics:
+                ax.axhline(metrics[key], color=color, lw=0.8, ls=":", label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("σ")
