@@ -271,7 +271,7 @@ def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
         ),
         ("sigma_conditioning", ("ardae", "ardae_abs", "fstar")),
     ):
-        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fig, ax = plt.subplots(figsize=(7.5, 4))
         for name in names:
             curve(ax, name)
         at_zero = ("ardae_abs",) if fname == "sigma_conditioning" else ("ardae_antithetic",)
@@ -294,7 +294,7 @@ def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("σ")
         ax.set_ylabel("E_p |∇log p(x) - f(x)|")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
         fig.tight_layout()
         ctx.save_figure(fig, fname)
 
