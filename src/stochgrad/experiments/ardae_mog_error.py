@@ -3,9 +3,11 @@
 
 p = 0.5 N(2, 0.5²) + 0.5 N(-2, 0.5²).  For every σ in ``sigmas`` we train a regular DAE and a
 residual DAE (each from scratch, and annealed: initialised from the model of the previous,
-larger σ, starting at σ = 1), one AR-DAE (σ ~ N(0, δ²)) conditioned on σ and one on |σ|, and
-report E_p |∇ log p(x) - f(x)| over ``eval_samples`` samples, with the optimal f*(x; σ) of
-Prop. 1 as reference.  Means and standard errors are over ``repetitions``.
+larger σ, starting at σ = 1), one AR-DAE (σ ~ N(0, δ²)) conditioned on σ, one on |σ| and (not
+in the paper) one with antithetic noise pairs, and report E_p |∇ log p(x) - f(x)| over
+``eval_samples`` samples, with the optimal f*(x; σ) of Prop. 1 and the σ-blind limit
+(``sigma_blind_dae``: where an AR-DAE that ignores σ converges) as references.  Means and
+standard errors are over ``repetitions``.
 """
 
 from __future__ import annotations
