@@ -408,20 +408,11 @@ def plot_errors(errors: dict, path: Path) -> None:
                     ls=":",
                     label=f"{name} at initialization",
                 )
-        ax.axhline(
-            prob["fstar_at_delta"],
-            color="k",
-            ls="--",
-            lw=1,
-            label=f"optimal f*(x; σ = δ = {prob['delta']})",
-        )
-        ax.axhline(
-            prob["sigma_blind_at_delta"],
-            color="0.4",
-            ls="-.",
-            lw=1,
-            label="σ-blind AR-DAE limit (σ²-weighted f*)",
-        )
+        for key, color, ls, label in (
+            ("fstar_at_delta", "k", "--", f"optimal f*(x; σ = δ = {prob['delta']})"),
+            ("sigma_blind_at_delta", "0.4", "-.", "σ-blind AR-DAE limit (σ²-weighted f*)"),
+        ):
+            ax.axhline(prob[key], color=color, ls=ls, lw=1, label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training steps")

@@ -35,10 +35,11 @@ def sigma_blind_dae(x: Tensor, delta: float, mixture: GaussianMixture, n_grid: i
     if delta <= 0:
         raise ValueError(f"delta must be > 0, got {delta}")
     sigmas = torch.linspace(6 * delta / n_grid, 6 * delta, n_grid, dtype=x.dtype)
+    smoothed = [mixture.smoothed(s) for s in sigmas]  # p_σ
     log_w = torch.stack(
-        [-0.5 * (s / delta) ** 2 + 2 * s.log() + mixture.smoothed(s).log_prob(x) for s in sigmas]
+        [-0.5 * (s / delta) ** 2 + 2 * s.log() + p.log_prob(x) for s, p in zip(sigmas, smoothed)]
     )  # [n_grid, n]
-    scores = torch.stack([mixture.smoothed(s).score(x) for s in sigmas])  # [n_grid, n, d]
+    scores = torch.stack([p.score(x) for p in smoothed])  # f*(x; σ): [n_grid, n, d]
     return (log_w.softmax(0).unsqueeze(-1) * scores).sum(0)
 
 
