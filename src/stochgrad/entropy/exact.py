@@ -1,5 +1,6 @@
-"""Exact references: the optimal residual DAE f* for isotropic Gaussian mixtures (000 Prop. 1,
-App. D.1) and closed-form Gaussian entropies."""
+"""Exact references: the optimal residual DAE f* and the σ-blind AR-DAE limit for Gaussian
+mixtures, isotropic or with full covariances (000 Prop. 1, App. D.1), and closed-form Gaussian
+entropies."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from ..targets.mixture import GaussianMixture
 
 
 def optimal_dae(x: Tensor, sigma: float | Tensor, mixture: GaussianMixture) -> Tensor:
-    """f*(x; σ) = -E_u[p(x - σu) u] / (σ E_u[p(x - σu)]) for p an isotropic Gaussian mixture.
+    """f*(x; σ) = -E_u[p(x - σu) u] / (σ E_u[p(x - σu)]) for p a Gaussian mixture (000 Prop. 1).
 
     p(x - σu) N(u; 0, I) is Gaussian in u, so f* is the score of the mixture smoothed by
-    N(0, σ² I): f*(x; σ) = ∇_x log Σ_k w_k N(x; μ_k, (s_k² + σ²) I) (Prop. 1; denoising score
-    matching).  At σ = 0 this is ∇_x log p.  ``x``: ``[..., d]``.
+    N(0, σ² I): f*(x; σ) = ∇_x log Σ_k w_k N(x; μ_k, Σ_k + σ² I) (denoising score matching;
+    Σ_k = s_k² I for an isotropic mixture).  At σ = 0 this is ∇_x log p.  ``x``: ``[..., d]``.
     """
     sigma = torch.as_tensor(sigma, dtype=x.dtype)
     if sigma.dim() != 0:
@@ -28,9 +29,9 @@ def sigma_blind_dae(x: Tensor, delta: float, mixture: GaussianMixture, n_grid: i
     """The minimizer of the AR-DAE loss (000 eq. 2, σ ~ N(0, δ²)) over f that ignore σ.
 
     By denoising score matching the loss is E_σ[σ² E_{y~p_σ} ||f(y) - f*(y; σ)||²] + const, so
-    f(y) = E_σ[σ² p_σ(y) f*(y; σ)] / E_σ[σ² p_σ(y)], with p_σ = p * N(0, σ² I).  A network that
-    does not resolve σ converges here, not to ∇ log p.  Quadrature over σ ∈ (0, 6δ] (f* is even
-    in σ); ``x``: ``[n, d]``.
+    f(y) = E_σ[σ² p_σ(y) f*(y; σ)] / E_σ[σ² p_σ(y)], with p_σ = p * N(0, σ² I) (any Gaussian
+    mixture, isotropic or full covariances).  A network that does not resolve σ converges here,
+    not to ∇ log p.  Quadrature over σ ∈ (0, 6δ] (f* is even in σ); ``x``: ``[n, d]``.
     """
     if delta <= 0:
         raise ValueError(f"delta must be > 0, got {delta}")
