@@ -1,9 +1,12 @@
 """Learnable control variates ``c_φ(z)`` and baselines (003 sections 3.3-3.4, 004 section 4).
 
 A control variate is an ``nn.Module`` called as ``cv(z, f, cond)`` and returning ``[batch]``:
-``z`` is the relaxed (or continuous) sample ``[batch, ...]``, ``f`` the objective (REBAR's
-term evaluates it at ``σ_λ(z)``), ``cond`` an optional conditioning input ``[batch, c]``
-(data ``x`` in a VAE, state ``s`` in RL).  Compose them with ``+``.
+``z`` is the relaxed (or continuous) sample ``[batch, ...]`` in the relaxation's own shape
+(``[batch, ..., k]`` for Categorical units), ``f`` the objective (REBAR's term evaluates it at
+``σ_λ(z)``), ``cond`` an optional conditioning input ``[batch, c]`` (data ``x`` in a VAE, state
+``s`` in RL).  Compose them with ``+``.  The estimators evaluate c at two points per call
+through ``cv.pair(z1, z2, f, cond)``; a control variate that can evaluate both in one call
+(a row-wise network) overrides it.
 """
 
 from __future__ import annotations
@@ -19,11 +22,17 @@ from ..nn import mlp  # noqa: F401  (re-exported)
 Objective = Callable[[Tensor], Tensor]
 
 
+MASKED_Z = -1.0e4
+"""Masked classes (z = -inf) enter σ_λ as this value: exp(-1e4/λ) is 0 at any precision, and
+the temperature's gradient stays finite (Gumbel z of a class with θ > 0 is far above it)."""
+
+
 def concrete(z: Tensor, kind: str, temperature: Tensor | float) -> Tensor:
-    """σ_λ(z): sigmoid(z/λ) for Bernoulli units, softmax(z/λ) over the last dim for Categorical."""
+    """σ_λ(z): sigmoid(z/λ) for Bernoulli units, softmax(z/λ) over the last dim (the classes of
+    each unit) for Categorical; as ``RelaxedBernoulli`` / ``RelaxedOneHotCategorical``."""
     if kind == "bernoulli":
         return torch.sigmoid(z / temperature)
-    return torch.softmax(z / temperature, dim=-1)
+    return torch.softmax(z.clamp_min(MASKED_Z) / temperature, dim=-1)
 
 
 def _check_kind_and_temperature(kind: str, temperature: float) -> None:
@@ -39,6 +48,12 @@ class ControlVariate(nn.Module):
     def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
+    def pair(
+        self, z1: Tensor, z2: Tensor, f: Objective, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(c(z1), c(z2))``, both ``[batch]``; by default two calls."""
+        return self(z1, f, cond), self(z2, f, cond)
+
     def __add__(self, other: ControlVariate) -> SumControlVariate:
         return SumControlVariate(self, other)
 
@@ -52,6 +67,15 @@ class SumControlVariate(ControlVariate):
 
     def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
         return sum(term(z, f, cond) for term in self.terms)  # type: ignore[return-value]
+
+    def pair(
+        self, z1: Tensor, z2: Tensor, f: Objective, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        pairs = [term.pair(z1, z2, f, cond) for term in self.terms]
+        c1, c2 = pairs[0]
+        for a, b in pairs[1:]:
+            c1, c2 = c1 + a, c2 + b
+        return c1, c2
 
 
 class ConcreteControlVariate(ControlVariate):
@@ -90,7 +114,13 @@ class ConcreteControlVariate(ControlVariate):
 
 
 class RelaxedInput(nn.Module):
-    """Maps z to σ_λ(z) with a learnable temperature; a first layer for neural control variates."""
+    """σ_λ(z) with a learnable temperature λ, per unit: sigmoid(z/λ) for Bernoulli units,
+    softmax(z/λ) over the classes (last dim) of each Categorical unit; z: ``[batch, ..., k]``.
+
+    As the first layer of a :class:`NeuralControlVariate`'s ``nn.Sequential`` net it is applied
+    to z in its own shape, before z is flattened and before ``cond`` is appended (``cond`` is
+    never relaxed).
+    """
 
     def __init__(
         self, kind: str = "bernoulli", temperature: float = 0.5, learn: bool = True
@@ -111,19 +141,44 @@ class NeuralControlVariate(ControlVariate):
 
     With ``scale=0`` RELAX starts as REINFORCE (the toy setting of the authors' code).
     ``net`` maps ``[batch, d]`` (z flattened after the batch dim, concatenated with cond) to
-    ``[batch]`` or ``[batch, 1]``.
+    ``[batch]`` or ``[batch, 1]``.  If ``net`` is an ``nn.Sequential`` whose first layer is a
+    :class:`RelaxedInput`, that layer relaxes z per unit before flattening; cond is passed as is.
+    ``rowwise``: the net maps rows independently (no batch norm), so :meth:`pair` evaluates
+    c at two points in one call on the concatenated batch.
     """
 
-    def __init__(self, net: nn.Module, scale: float = 1.0, learn_scale: bool = True) -> None:
+    def __init__(
+        self, net: nn.Module, scale: float = 1.0, learn_scale: bool = True, rowwise: bool = True
+    ) -> None:
         super().__init__()
         self.net = net
         self.scale = nn.Parameter(torch.tensor(float(scale)), requires_grad=learn_scale)
+        self.rowwise = rowwise
+        first = net[0] if isinstance(net, nn.Sequential) and len(net) > 0 else None
+        # plain attributes (not registered twice): the relaxing first layer and the rest of net
+        self.__dict__["_relaxed_input"] = first if isinstance(first, RelaxedInput) else None
+        self.__dict__["_tail"] = tuple(net)[1:] if self._relaxed_input is not None else None
+
+    def pair(
+        self, z1: Tensor, z2: Tensor, f: Objective, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        if not self.rowwise:
+            return super().pair(z1, z2, f, cond)
+        both = self(torch.cat([z1, z2]), f, None if cond is None else torch.cat([cond, cond]))
+        return both[: z1.shape[0]], both[z1.shape[0] :]
 
     def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
+        if self._relaxed_input is not None:
+            z = self._relaxed_input(z)
         h = z.reshape(z.shape[0], -1)
         if cond is not None:
             h = torch.cat([h, cond.reshape(cond.shape[0], -1).to(h.dtype)], dim=-1)
-        out = self.net(h)
+        if self._tail is None:
+            out = self.net(h)
+        else:
+            out = h
+            for layer in self._tail:
+                out = layer(out)
         if out.dim() == 2 and out.shape[1] == 1:
             out = out.squeeze(1)
         if out.shape != (z.shape[0],):

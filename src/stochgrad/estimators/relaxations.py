@@ -4,7 +4,16 @@ Each relaxation gives a reparameterized ``z ~ p(z|θ)`` with ``b = H(z) ~ p(b|θ
 conditional ``z̃ ~ p(z|b, θ)`` and the log-densities
 ``log p(b|θ)`` and ``log p(z|θ)``.  Shapes: logits ``[batch, ...]`` for Bernoulli units and
 ``[batch, ..., k]`` for Categorical units with ``k`` classes; samples ``b`` are floats (0/1
-for Bernoulli, one-hot for Categorical) so that ``f`` accepts ``b`` and ``σ_λ(z)`` alike.
+for Bernoulli as ``torch.distributions.Bernoulli``, one-hot for Categorical as
+``OneHotCategorical``) so that ``f`` accepts ``b`` and ``σ_λ(z)`` alike.  The relaxed sample
+``σ_λ(z)`` (:func:`~stochgrad.estimators.concrete`) is distributed as
+``torch.distributions.RelaxedBernoulli`` / ``RelaxedOneHotCategorical`` with temperature λ, and
+equals their ``rsample()`` for the same uniform noise.
+
+Masked classes: a Categorical logit may be ``-inf`` (the class has probability 0).  Then
+``z`` and ``z̃`` are ``-inf`` in that class, ``σ_λ(z)`` is 0 there, ``log p(b|θ)`` and
+``log p(z|θ)`` leave the class out, and its gradient is 0.  A control variate that feeds the
+raw ``z`` to a network must relax it first (:class:`~stochgrad.estimators.RelaxedInput`).
 
 Note on App. A of 003: with ``z = log θ/(1-θ) + log u/(1-u)`` we have ``b = 1`` iff
 ``u > 1 - θ``, so ``u | b=1 ~ U(1-θ, 1)`` and ``u | b=0 ~ U(0, 1-θ)``; the appendix writes the
@@ -23,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_finite, check_probs
+from ._checks import check_finite, check_logits_masked, check_probs, check_tensor
 
 
 def _uniform(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -66,6 +75,7 @@ class BernoulliRelaxation:
             p = probs.clamp(eps, 1 - eps)
             logits = torch.log(p) - torch.log1p(-p)
         assert logits is not None
+        check_tensor(logits, "logits", floating=True)
         self.logits = check_finite(logits, "logits")
 
     @property
@@ -140,11 +150,20 @@ class CategoricalRelaxation:
                 raise ValueError("probs must sum to 1 over the last dimension (the classes)")
             logits = torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
         assert logits is not None
-        check_finite(logits, "logits")
+        check_logits_masked(logits, "logits")
         if logits.dim() < 2:
             raise ValueError(f"logits must have shape [batch, ..., k], got {tuple(logits.shape)}")
         self.logits = logits
         self.log_theta = torch.log_softmax(logits, dim=-1)
+        self._mask: Tensor | None | bool = False  # not computed yet; None: no masked class
+
+    @property
+    def mask(self) -> Tensor | None:
+        """Boolean ``[batch, ..., k]``: True where a class is masked (logit -inf); None if none."""
+        if self._mask is False:
+            mask = torch.isneginf(self.logits)
+            self._mask = mask if bool(mask.any()) else None
+        return self._mask  # type: ignore[return-value]
 
     @property
     def probs(self) -> Tensor:
@@ -170,44 +189,65 @@ class CategoricalRelaxation:
         z̃_b = -log E_b and z̃_i = -log(E_i/θ_i + E_b) with E ~ Exp(1).  With ``z`` given,
         E is recovered from z (tied noise, no gradient).
         """
+        mask = self.mask
         theta = self.log_theta.exp()
+        if mask is not None:  # masked classes: θ_i = 0 and z̃_i = -inf; keep the algebra finite
+            theta = torch.where(mask, 1.0, theta)
+        top = b > 0.5
         if z is None:
             e = -torch.log(_uniform(self.logits.shape, self.logits, generator))
             e_b = (e * b).sum(-1, keepdim=True)
         else:
             with torch.no_grad():
                 t = torch.exp(-z)
-                t_b = (t * b).sum(-1, keepdim=True)
+                t_b = torch.where(top, t, 0.0).sum(-1, keepdim=True)
                 e = theta * (t - t_b)
+                if mask is not None:
+                    e = torch.where(mask, 1.0, e)
                 e_b = t_b
-        e_b = e_b.expand_as(theta)
         z_other = -torch.log(e / theta + e_b)
-        z_top = -torch.log(e_b)
-        return torch.where(b > 0.5, z_top, z_other)
+        if mask is not None:
+            z_other = torch.where(mask, -torch.inf, z_other)
+        return torch.where(top, -torch.log(e_b), z_other)
 
     def log_prob(self, b: Tensor) -> Tensor:
-        """log p(b|θ) per unit, shape ``logits.shape[:-1]``."""
-        return (b * self.log_theta).sum(-1)
+        """log p(b|θ) per unit for one-hot ``b``, shape ``logits.shape[:-1]``."""
+        return self.log_theta.gather(-1, b.argmax(-1, keepdim=True)).squeeze(-1)
 
     def log_prob_z(self, z: Tensor) -> Tensor:
-        """log p(z|θ): independent Gumbels located at log θ, per unit."""
+        """log p(z|θ): independent Gumbels located at log θ, per unit (masked classes left out)."""
+        mask = self.mask
         y = z - self.log_theta
-        return (-y - torch.exp(-y)).sum(-1)
+        if mask is None:
+            return (-y - torch.exp(-y)).sum(-1)
+        y = torch.where(mask, 0.0, y)
+        return torch.where(mask, 0.0, -y - torch.exp(-y)).sum(-1)
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         with torch.no_grad():
             return self.hard(self.rsample_z(self.sample_noise(generator)))
 
 
-def as_relaxation(dist: object) -> Relaxation:
-    """Return ``dist`` if it is a relaxation; convert torch Bernoulli/Categorical/OneHot."""
+def as_relaxation(dist: object, estimator: str | None = None) -> Relaxation:
+    """Return ``dist`` if it is a relaxation; convert torch Bernoulli/Categorical/OneHot.
+
+    ``estimator`` names the caller in the error for other distributions (a continuous one
+    points to ``lax``, the control-variate estimator for reparameterizable distributions).
+    """
     if isinstance(dist, (BernoulliRelaxation, CategoricalRelaxation)):
         return dist
     if isinstance(dist, torch.distributions.Bernoulli):
         return BernoulliRelaxation(logits=dist.logits)
     if isinstance(dist, (torch.distributions.Categorical, torch.distributions.OneHotCategorical)):
         return CategoricalRelaxation(logits=dist.logits)
+    hint = ""
+    if isinstance(dist, torch.distributions.Distribution) and dist.has_rsample:
+        hint = (
+            f"; {type(dist).__name__} is continuous and reparameterizable: use "
+            "stochgrad.estimators.lax (or reparameterization) instead"
+        )
+    caller = f"{estimator} needs a discrete distribution: " if estimator else ""
     raise TypeError(
-        "dist must be a BernoulliRelaxation, CategoricalRelaxation, or a torch Bernoulli/"
-        f"Categorical/OneHotCategorical distribution, got {type(dist).__name__}"
+        f"{caller}dist must be a BernoulliRelaxation, CategoricalRelaxation, or a torch "
+        f"Bernoulli/Categorical/OneHotCategorical distribution, got {type(dist).__name__}{hint}"
     )
