@@ -15,6 +15,7 @@ from stochgrad.entropy import (
     optimal_dae,
     sigma_blind_dae,
 )
+from stochgrad.nn import input_gradient, mlp, supports_input_gradient
 from stochgrad.samplers import IAF, HierarchicalSampler, ImplicitSampler, auxiliary_entropy_bound
 from stochgrad.targets import GaussianMixture, get_potential, grid_density, two_gaussians_1d
 
@@ -160,7 +161,7 @@ def test_ardae_adaptive_prior_and_conditioning():
     assert torch.isfinite(model.loss(x, cond)) and model.score(x, cond).shape == x.shape
     assert model.potential(x, cond).shape == (4, 16)
     with pytest.raises(ValueError, match=r"\[n_cond, n_z, d\]"):
-        model.loss(torch.randn(16, 3), cond)
+        model.loss(torch.randn(16, 3), torch.randn(16, 2))
     center = torch.randn(4, 3)  # b(x) per condition, broadcast over the n_z samples
     torch.testing.assert_close(model.normalize(x, center), x - center[:, None, :])
 
@@ -186,7 +187,7 @@ def test_daes_reject_bad_inputs():
     with pytest.raises(ValueError, match="sigma must be > 0"):
         RegularDAE(1, sigma=0.0)
     model = ARDAE(2, cond_dim=3, hidden=(4,))
-    with pytest.raises(ValueError, match=r"x must have shape \[\.\.\., 2\]"):
+    with pytest.raises(ValueError, match=r"x must have shape \[batch, 2\]"):
         model.score(torch.zeros(5, 3), cond=torch.zeros(5, 3))
     with pytest.raises(ValueError, match=r"cond must have shape \[\.\.\., 3\]"):
         model.score(torch.zeros(5, 2))
@@ -348,3 +349,149 @@ def test_auxiliary_entropy_bound_is_tight_at_the_exact_posterior():
     wrong = auxiliary_entropy_bound(model, _Posterior(model, shift=0.3), x, z)
     gap = exact - wrong
     assert gap.mean() > 4 * gap.std() / math.sqrt(len(gap))
+
+
+def _daes(parameterization: str) -> list[torch.nn.Module]:
+    kw = {"hidden": (8, 8)}
+    daes = [
+        ResidualDAE(2, 0.1, parameterization=parameterization, **kw),
+        ARDAE(2, parameterization=parameterization, **kw),
+    ]
+    return daes + ([RegularDAE(2, 0.1, **kw)] if parameterization == "residual" else [])
+
+
+@pytest.mark.parametrize("parameterization", ["residual", "gradient"])
+def test_every_dae_score_is_detached_unless_create_graph(parameterization):
+    """One convention for every DAE: ``score(x)`` is a constant (what entropy_surrogate needs);
+    ``score(x, create_graph=True)`` is the same value with its graph to x and the network."""
+    torch.manual_seed(14)
+    for model in _daes(parameterization):
+        model.double()
+        x = torch.randn(5, 2, dtype=DT, requires_grad=True)
+        plain = model.score(x)
+        assert not plain.requires_grad and plain.grad_fn is None, type(model).__name__
+        with torch.no_grad():  # create_graph wins over an outer no_grad, as for autograd.grad
+            attached = model.score(x, create_graph=True)
+        assert attached.requires_grad, type(model).__name__
+        torch.testing.assert_close(attached, plain, rtol=0, atol=1e-12)
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(attached.pow(2).sum(), [x, *params], allow_unused=True)
+        assert grads[0].abs().sum() > 0 and any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("activation", ["softplus", "tanh", "sigmoid", "relu", "silu", "elu"])
+def test_written_out_input_gradient_equals_autograd(activation):
+    """Tier A: ``input_gradient`` (∇_z ψ by a hand-written backward recursion) equals autograd's
+    ∇_z ψ, and so do the gradients of a function of it (training through f = ∇ψ), in float64."""
+    torch.manual_seed(15)
+    net = mlp(5, (16, 16), 1, activation).double()
+    assert supports_input_gradient(net)
+    z = (2 * torch.randn(7, 3, 5, dtype=DT)).requires_grad_(True)
+    (auto,) = torch.autograd.grad(net(z).sum(), z, create_graph=True)
+    written = input_gradient(net, z, 3)
+    torch.testing.assert_close(written, auto[..., :3], rtol=0, atol=1e-10)
+    wrt = [z, *net.parameters()]
+    g_auto = torch.autograd.grad(auto[..., :3].pow(2).sum(), wrt, materialize_grads=True)
+    g_written = torch.autograd.grad(written.pow(2).sum(), wrt, materialize_grads=True)
+    for a, b in zip(g_auto, g_written):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-10)
+    assert not supports_input_gradient(mlp(5, (16,), 2, activation))  # ψ must be a scalar
+
+
+def test_ardae_gradient_parameterization_written_out_equals_autograd():
+    """The AR-DAE loss, its parameter gradient, the score and the score with create_graph are
+    the same with ∇ψ written out as with autograd's double backward (to 1e-10, float64);
+    an activation without a written-out derivative falls back to autograd."""
+    torch.manual_seed(16)
+    written = ARDAE(3, cond_dim=2, hidden=(16, 16), parameterization="gradient").double()
+    auto = ARDAE(3, cond_dim=2, hidden=(16, 16), parameterization="gradient").double()
+    auto.load_state_dict(written.state_dict())
+    auto.f.written_out_gradient = False
+    assert written.f.written_out_gradient
+    x, cond = torch.randn(6, 3, dtype=DT), torch.randn(6, 2, dtype=DT)
+    results = []
+    for model in (written, auto):
+        torch.manual_seed(17)
+        loss = model.loss(x, cond)
+        grads = torch.autograd.grad(loss, list(model.parameters()), materialize_grads=True)
+        xg = x.clone().requires_grad_(True)
+        (dx,) = torch.autograd.grad(model.score(xg, cond, create_graph=True).sum(), xg)
+        results.append([loss, *grads, model.score(x, cond), dx])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    gelu = ScoreNetwork(2, hidden=(8,), activation=torch.nn.GELU, parameterization="gradient")
+    assert not gelu.written_out_gradient and gelu(torch.randn(4, 2)).shape == (4, 2)
+
+
+_NAN, _INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        # shapes: the message shows the user's shape, not the internal [n_sigma, batch, d]
+        (lambda m: m.loss(torch.zeros(5, 3)), ValueError, r"x must have shape .*got \(5, 3\)"),
+        (lambda m: m.loss(torch.zeros(5)), ValueError, r"\[batch, 2\] or \[n_cond, n_z, 2\]"),
+        (lambda m: m.loss(torch.zeros(2, 2, 5, 2)), ValueError, r"x must have shape"),
+        (lambda m: m.loss(torch.zeros(0, 2)), ValueError, "x is empty"),
+        (
+            lambda m: m.loss(torch.zeros(5, 2), center=torch.zeros(4, 2)),
+            ValueError,
+            r"center must have shape \[5, 2\], got \(4, 2\)",
+        ),
+        (lambda m: m.loss(torch.zeros(5, 2, dtype=torch.long)), TypeError, "floating-point"),
+        (lambda m: m.loss(torch.zeros(5, 2, dtype=DT)), TypeError, "x has dtype torch.float64"),
+        # NaN / Inf raise instead of returning NaN
+        (lambda m: m.loss(torch.full((5, 2), _NAN)), ValueError, "x contains NaN or Inf"),
+        (
+            lambda m: m.loss(torch.zeros(5, 2), center=torch.full((5, 2), _INF)),
+            ValueError,
+            "center contains NaN or Inf",
+        ),
+        (lambda m: m.score(torch.full((5, 2), _INF)), ValueError, "x contains NaN or Inf"),
+        (
+            lambda m: m.score(torch.zeros(5, 2), center=torch.full((2,), _NAN)),
+            ValueError,
+            "center contains NaN or Inf",
+        ),
+    ],
+)
+def test_ardae_rejects_bad_inputs_naming_the_argument(call, error, message):
+    with pytest.raises(error, match=message):
+        call(ARDAE(2, hidden=(4,)))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda m: m.loss(torch.zeros(5, 2), torch.zeros(4, 3)),
+            r"cond must have shape \[5, 3\], got \(4, 3\)",
+        ),
+        (
+            lambda m: m.loss(torch.zeros(4, 6, 2), torch.zeros(5, 3)),
+            r"cond must have shape \[4, 3\] or \[4, 6, 3\], got \(5, 3\)",
+        ),
+        (lambda m: m.loss(torch.zeros(5, 2), torch.full((5, 3), _NAN)), "cond contains NaN"),
+        (lambda m: m.score(torch.zeros(5, 2), torch.full((5, 3), _INF)), "cond contains NaN"),
+    ],
+)
+def test_conditional_ardae_rejects_bad_cond(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(ARDAE(2, cond_dim=3, hidden=(4,)))
+
+
+def test_fixed_sigma_daes_and_surrogate_reject_nan():
+    for model in (RegularDAE(2, 0.1, hidden=(4,)), ResidualDAE(2, 0.1, hidden=(4,))):
+        for method in (model.loss, model.score):
+            with pytest.raises(ValueError, match="x contains NaN or Inf"):
+                method(torch.tensor([[0.0, _NAN]]))
+    x = torch.zeros(4, 2, requires_grad=True)
+    with pytest.raises(ValueError, match="score contains NaN or Inf"):
+        entropy_surrogate(x, torch.full((4, 2), _INF))
+    with pytest.raises(ValueError, match="x contains NaN or Inf"):
+        entropy_surrogate(x * _NAN, torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="x is empty"):
+        entropy_surrogate(torch.zeros(0, 2), torch.zeros(0, 2))
+    with pytest.raises(TypeError, match="score must be a floating-point tensor"):
+        entropy_surrogate(x, torch.zeros(4, 2, dtype=torch.long))

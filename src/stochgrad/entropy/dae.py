@@ -111,6 +111,55 @@ def _check_sigma(value: float, name: str) -> float:
     return float(value)
 
 
+def _check_tensor(t: Tensor, name: str, dtype: torch.dtype) -> None:
+    """A non-empty, finite tensor of the network's floating dtype (one isfinite().all())."""
+    if not isinstance(t, Tensor) or not t.is_floating_point():
+        got = t.dtype if isinstance(t, Tensor) else type(t).__name__
+        raise TypeError(f"{name} must be a floating-point tensor, got {got}")
+    if t.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {t.dtype} but the network's parameters are {dtype}: "
+            f"convert one of them (e.g. model.to({dtype}))"
+        )
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty, shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+
+
+def _check_samples(
+    net: ScoreNetwork, x: Tensor, cond: Tensor | None, center: Tensor | None = None
+) -> None:
+    """``x`` ``[batch, d]`` or ``[n_cond, n_z, d]``; ``cond`` / ``center`` with matching leading
+    dimensions (a 2-D one per condition for 3-D ``x``), all finite and of the network's dtype."""
+    dtype = net.net[0].weight.dtype
+    _check_tensor(x, "x", dtype)
+    d, c = net.dim, net.cond_dim
+    if x.dim() not in (2, 3) or x.shape[-1] != d:
+        raise ValueError(
+            f"x must have shape [batch, {d}] or [n_cond, n_z, {d}], got {tuple(x.shape)}"
+        )
+    lead = tuple(x.shape[:-1])
+    for name, t, width in (("cond", cond, c), ("center", center, d)):
+        if t is None:
+            continue
+        expected = f"[{lead[0]}, {width}]" + (
+            f" or [{lead[0]}, {lead[1]}, {width}]" if len(lead) == 2 else ""
+        )
+        if not isinstance(t, Tensor) or t.dim() not in (1, 2, 3):
+            raise ValueError(f"{name} must have shape {expected}, got {t!r:.60}")
+        t_lead = tuple(t.shape[:-1])
+        if len(lead) == 2 and t.dim() == 2:  # one row per condition
+            t_lead = (t_lead[0], 1)
+        try:
+            ok = t.shape[-1] == width and torch.broadcast_shapes(t_lead, lead) == lead
+        except RuntimeError:
+            ok = False
+        if not ok and not (name == "cond" and c == 0):
+            raise ValueError(f"{name} must have shape {expected}, got {tuple(t.shape)}")
+        _check_tensor(t, name, dtype)
+
+
 class RegularDAE(nn.Module):
     """Regular DAE: minimize E||r(x + σu) - x||², score (r(x) - x)/σ² (000 section 2.2)."""
 
@@ -127,14 +176,19 @@ class RegularDAE(nn.Module):
         self.reconstruction = ScoreNetwork(dim, cond_dim, hidden, activation, "residual", "none")
 
     def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """E||r(x + σu) - x||² on samples ``x`` ``[batch, d]`` (detached)."""
+        _check_samples(self.reconstruction, x, cond)
         x = x.detach()
         u = torch.randn_like(x)
         r = self.reconstruction(x + self.sigma * u, cond=cond)
         return (r - x).pow(2).sum(-1).mean()
 
-    def score(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """f_r(x) = (r(x) - x)/σ²."""
-        return (self.reconstruction(x, cond=cond) - x) / self.sigma**2
+    def score(self, x: Tensor, cond: Tensor | None = None, create_graph: bool = False) -> Tensor:
+        """f_r(x) = (r(x) - x)/σ², ``[batch, d]``; detached unless ``create_graph`` (see
+        ``ARDAE.score``)."""
+        _check_samples(self.reconstruction, x, cond)
+        with torch.enable_grad() if create_graph else torch.no_grad():
+            return (self.reconstruction(x, cond=cond) - x) / self.sigma**2
 
 
 class ResidualDAE(nn.Module):
@@ -154,12 +208,18 @@ class ResidualDAE(nn.Module):
         self.f = ScoreNetwork(dim, cond_dim, hidden, activation, parameterization, "none")
 
     def loss(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """E||u + σ f(x + σu)||² on samples ``x`` ``[batch, d]`` (detached)."""
+        _check_samples(self.f, x, cond)
         x = x.detach()
         u = torch.randn_like(x)
         return (u + self.sigma * self.f(x + self.sigma * u, cond=cond)).pow(2).sum(-1).mean()
 
-    def score(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        return self.f(x, cond=cond)
+    def score(self, x: Tensor, cond: Tensor | None = None, create_graph: bool = False) -> Tensor:
+        """f(x) ≈ ∇_x log q(x), ``[batch, d]``; detached unless ``create_graph`` (see
+        ``ARDAE.score``)."""
+        _check_samples(self.f, x, cond)
+        with torch.enable_grad() if create_graph else torch.no_grad():
+            return self.f(x, cond=cond, create_graph=create_graph)
 
 
 class ARDAE(nn.Module):
@@ -251,6 +311,7 @@ class ARDAE(nn.Module):
         ``cond`` ``[batch, c]`` / ``[n_cond, c]``; ``center`` b broadcastable to ``x``.  The
         samples are detached: the objective never trains the sampler.
         """
+        _check_samples(self.f, x, cond, center)
         x_tilde = self.normalize(x.detach(), None if center is None else center.detach())
         if cond is not None:
             cond = cond.detach()
@@ -276,28 +337,43 @@ class ARDAE(nn.Module):
         cond: Tensor | None = None,
         center: Tensor | None = None,
         sigma: float = 0.0,
+        create_graph: bool = False,
     ) -> Tensor:
-        """∇_x log q(x|cond) ≈ s · f(s (x - b); σ, cond), by default at σ = 0; no graph."""
-        x_tilde = self.normalize(x.detach(), None if center is None else center.detach())
-        if cond is not None and x_tilde.dim() == 3 and cond.dim() == 2:
-            cond = cond[:, None, :]
-        cond = None if cond is None else cond.detach()
-        with torch.no_grad() if self.f.parameterization == "residual" else torch.enable_grad():
+        """∇_x log q(x|cond) ≈ s · f(s (x - b); σ, cond), by default at σ = 0, shape of ``x``.
+
+        ``create_graph=False`` (the default of every DAE's ``score``): the result is a constant,
+        detached from ``x``, ``cond``, ``center`` and the network, as the entropy surrogate
+        (000 eq. 1) needs, and computed without a graph (cheapest).  ``create_graph=True`` keeps
+        the graph to all of them, e.g. to differentiate the score with respect to ``x`` or to
+        train the network through it.  (The log-density of SAC-AR-DAE is ``potential``, which
+        always keeps its graph.)
+        """
+        _check_samples(self.f, x, cond, center)
+        if not create_graph:
+            x = x.detach()
+            center = None if center is None else center.detach()
+            cond = None if cond is None else cond.detach()
+        with torch.enable_grad() if create_graph else torch.no_grad():
+            x_tilde = self.normalize(x, center)
+            if cond is not None and x_tilde.dim() == 3 and cond.dim() == 2:
+                cond = cond[:, None, :]
             if self.extrapolate is None or sigma != 0:
                 sig = x_tilde.new_full((), float(sigma))
-                f = self.f(x_tilde, sig, cond, create_graph=False)
+                f = self.f(x_tilde, sig, cond, create_graph=create_graph)
             else:  # Richardson: f(0) ≈ (b² f(aδ) - a² f(bδ)) / (b² - a²)
                 a, b = self.extrapolate
                 delta = self.prior_scale(x_tilde)
-                f_a = self.f(x_tilde, a * delta, cond, create_graph=False)
-                f_b = self.f(x_tilde, b * delta, cond, create_graph=False)
+                f_a = self.f(x_tilde, a * delta, cond, create_graph=create_graph)
+                f_b = self.f(x_tilde, b * delta, cond, create_graph=create_graph)
                 f = (b**2 * f_a - a**2 * f_b) / (b**2 - a**2)
-        return self.scale * f.detach()
+            return self.scale * f
 
     def potential(
         self, x: Tensor, cond: Tensor | None = None, center: Tensor | None = None
     ) -> Tensor:
-        """ψ(x̃; σ = 0, cond): an unnormalized log q(x|cond) (gradient parameterization)."""
+        """ψ(x̃; σ = 0, cond): an unnormalized log q(x|cond) (gradient parameterization), ``[...]``
+        of ``x``'s leading shape; it keeps its graph to ``x`` and the network."""
+        _check_samples(self.f, x, cond, center)
         x_tilde = self.normalize(x, center)
         if cond is not None and x_tilde.dim() == 3 and cond.dim() == 2:
             cond = cond[:, None, :]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -13,8 +14,17 @@ def entropy_surrogate(x: Tensor, score: Tensor) -> Tensor:
     ``x``, ``score``: ``[..., d]``; the mean is over all leading dimensions.  It acts as -H:
     add it to a loss that you minimize to *maximize* entropy, subtract it to minimize entropy.
     """
+    for name, t in (("x", x), ("score", score)):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            got = t.dtype if isinstance(t, Tensor) else type(t).__name__
+            raise TypeError(f"{name} must be a floating-point tensor, got {got}")
     if x.shape != score.shape:
         raise ValueError(
             f"score must have the shape of x {tuple(x.shape)}, got {tuple(score.shape)}"
         )
+    if x.numel() == 0:
+        raise ValueError(f"x is empty, shape {tuple(x.shape)}")
+    for name, t in (("x", x), ("score", score)):  # a NaN would otherwise reach every gradient
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or Inf")
     return (score.detach() * x).sum(-1).mean()

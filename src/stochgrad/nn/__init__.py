@@ -1,5 +1,5 @@
 """Small shared network building blocks."""
 
-from .mlp import activation, mlp
+from .mlp import activation, input_gradient, mlp, supports_input_gradient
 
-__all__ = ["activation", "mlp"]
+__all__ = ["activation", "input_gradient", "mlp", "supports_input_gradient"]
