@@ -16,6 +16,7 @@ from stochgrad.estimators import (
     BernoulliRelaxation,
     CategoricalRelaxation,
     ConcreteControlVariate,
+    ControlVariate,
     MovingAverageBaseline,
     NeuralBaseline,
     NeuralControlVariate,
@@ -27,6 +28,7 @@ from stochgrad.estimators import (
     reinforce,
     relax,
     reparameterization,
+    score_term,
     variance_loss,
 )
 
@@ -226,27 +228,34 @@ def test_f_depending_on_theta_is_unbiased():
 
 
 def test_gradients_flow_through_logits_into_a_network():
-    """Batched units (24 x 200): grads w.r.t. network weights equal Jᵀ (grads w.r.t. logits)."""
+    """Batched units (24 x 200): grads w.r.t. network weights equal Jᵀ (grads w.r.t. logits),
+    and f's own parameters (the decoder) get exactly the pathwise gradient ∂ mean f(b)/∂ω:
+    the control variate's terms add nothing to them (RELAX with tied noise: c(z) - c(z̃) with
+    z̃ = z in value; DLAX and LAX: c's pathwise term goes through the sample only)."""
     torch.manual_seed(6)
-    x = torch.randn(24, 30)
-    encoder = nn.Linear(30, 200)
-    decoder = nn.Linear(200, 50)
-    target = torch.rand(24, 50).round()
+    x = torch.randn(24, 30, dtype=DT)
+    encoder = nn.Linear(30, 200).to(DT)
+    decoder = nn.Linear(200, 50).to(DT)
+    target = torch.rand(24, 50, dtype=DT).round()
 
     def f(b):
         return nn.functional.binary_cross_entropy_with_logits(
             decoder(b), target, reduction="none"
         ).sum(-1)
 
-    cv = ConcreteControlVariate("bernoulli") + neural_cv(200).float()
-    logits = encoder(x)
-    logits.retain_grad()
-    gen = torch.Generator().manual_seed(0)
-    est = relax(BernoulliRelaxation(logits=logits), f, cv, generator=gen)
-    est.surrogate.backward()
-    expected = logits.grad.t() @ x
-    torch.testing.assert_close(encoder.weight.grad, expected, rtol=1e-5, atol=1e-6)
-    assert decoder.weight.grad is not None  # f's own parameters get their pathwise gradient
+    cv = ConcreteControlVariate("bernoulli").to(DT) + neural_cv(200)
+    for name, estimator in (("relax", relax), ("dlax", dlax)):
+        encoder.zero_grad()
+        decoder.zero_grad()
+        logits = encoder(x)
+        logits.retain_grad()
+        gen = torch.Generator().manual_seed(0)
+        est = estimator(BernoulliRelaxation(logits=logits), f, cv, generator=gen)
+        est.surrogate.backward(inputs=[logits, *encoder.parameters(), *decoder.parameters()])
+        expected = logits.grad.t() @ x
+        torch.testing.assert_close(encoder.weight.grad, expected, rtol=1e-9, atol=1e-12)
+        pathwise = torch.autograd.grad(f(est.sample).mean(), decoder.weight)[0]
+        torch.testing.assert_close(decoder.weight.grad, pathwise, rtol=1e-9, atol=1e-12, msg=name)
 
 
 def test_reinforce_surrogate_identity():
@@ -368,3 +377,313 @@ def test_baselines():
     loss = nvil.loss(torch.ones(N, dtype=DT), x)
     loss.backward()
     assert all(p.grad is not None for p in nvil.parameters())
+
+
+# ---- parameters inside f (issue 9 section 1): every estimator, z-tests ----------------------
+# f(b) = (w·b - 1)^2 with w requiring grad; each of the N rows has its own copy of (θ, w), so
+# one vectorized call gives N independent single-sample estimates of the gradient in θ and w.
+LOGITS2 = torch.tensor([0.3, -0.7], dtype=DT)
+W2 = torch.tensor([1.5, -0.8], dtype=DT)
+ALPHA_PER_TEST = 1e-3  # family-wise false-alarm rate of each test, Bonferroni over coordinates
+
+
+def bonferroni_bound(n_coords: int, alpha: float = ALPHA_PER_TEST) -> float:
+    """Two-sided z bound with false-alarm rate alpha over n_coords coordinates."""
+    return float(
+        torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(1 - alpha / (2 * n_coords)))
+    )
+
+
+def w_objective(w_rows):
+    return lambda b: ((b * w_rows).sum(-1) - 1).pow(2)
+
+
+def exact_grad_theta_w():
+    th = LOGITS2.clone().requires_grad_(True)
+    w = W2.clone().requires_grad_(True)
+    bs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=2)), dtype=DT)
+    p = torch.sigmoid(th)
+    expectation = (w_objective(w)(bs) * (bs * p + (1 - bs) * (1 - p)).prod(-1)).sum()
+    return torch.cat(torch.autograd.grad(expectation, (th, w)))
+
+
+class ScaledObjective(ControlVariate):
+    """c(b) = η f(b): a control variate that evaluates f (so it depends on f's parameters)."""
+
+    def __init__(self, eta: float = 0.7) -> None:
+        super().__init__()
+        self.eta = nn.Parameter(torch.tensor(eta, dtype=DT))
+
+    def forward(self, z, f, cond=None):
+        return self.eta * f(z)
+
+
+def dlax_without_the_sample_only_pathwise_term(d, f, cv):
+    """The old DLAX (004 eq. 7 coded with c(z) added whole): biased for ω inside f."""
+    z = d.rsample_z(d.sample_noise())
+    b = d.hard(z)
+    log_p, log_p_z = d.log_prob(b).sum(-1), d.log_prob_z(z.detach()).sum(-1)
+    c = cv(z, f)
+    per_example = score_term(f(b), log_p) - score_term(c, log_p_z) + c + f(b)
+    return reparameterization_like(per_example)
+
+
+def theta_w_estimators():
+    concrete = ConcreteControlVariate("bernoulli", eta=0.9, temperature=0.5).to(DT)
+    net = neural_cv(2)
+    ma = MovingAverageBaseline(decay=0.5).to(DT)
+    ma.update(torch.tensor([0.8], dtype=DT))
+    nvil = NeuralBaseline(mlp(3, (8,), 1).to(DT))
+    cond = torch.randn(N, 3, dtype=DT, generator=torch.Generator().manual_seed(0))
+    return {
+        "reinforce": lambda d, f: reinforce(d, f),
+        "reinforce-number-baseline": lambda d, f: reinforce(d, f, baseline=0.6),
+        "reinforce-tensor-baseline": lambda d, f: reinforce(
+            d, f, baseline=torch.full((N,), 0.4, dtype=DT)
+        ),
+        "reinforce-moving-average": lambda d, f: reinforce(d, f, baseline=ma()),
+        "reinforce-nvil": lambda d, f: reinforce(d, f, baseline=nvil(cond)),
+        "relax-concrete-tied": lambda d, f: relax(d, f, concrete),
+        "relax-concrete-untied": lambda d, f: relax(d, f, concrete, tied_noise=False),
+        "relax-net-tied": lambda d, f: relax(d, f, net),
+        "relax-net-untied": lambda d, f: relax(d, f, net, tied_noise=False),
+        "rebar": lambda d, f: rebar(d, f, concrete),
+        "rebar-untied": lambda d, f: rebar(d, f, concrete, tied_noise=False),
+        "relax-rebar+net": lambda d, f: relax(d, f, concrete + net),
+        "dlax-concrete": lambda d, f: dlax(d, f, concrete),
+        "dlax-rebar+net": lambda d, f: dlax(d, f, concrete + net),
+        "dlax-net": lambda d, f: dlax(d, f, net),
+    }
+
+
+def theta_w_grads(estimator, seed):
+    torch.manual_seed(seed)
+    th = LOGITS2.expand(N, 2).clone().requires_grad_(True)
+    w = W2.expand(N, 2).clone().requires_grad_(True)
+    est = estimator(BernoulliRelaxation(logits=th), w_objective(w))
+    return torch.cat(torch.autograd.grad(est.per_example.sum(), (th, w)), dim=1)
+
+
+@pytest.mark.parametrize("name", list(theta_w_estimators()))
+def test_unbiased_for_parameters_inside_f(name):
+    """Issue 9's case: logits [0.3, -0.7], f(b) = (w·b - 1)^2, gradient in θ and in w."""
+    g = theta_w_grads(theta_w_estimators()[name], seed=20)
+    exact = exact_grad_theta_w()
+    torch.testing.assert_close(
+        exact[2:], torch.tensor([0.2695, -0.6227], dtype=DT), atol=1e-4, rtol=0
+    )
+    z = z_scores(g, exact)
+    assert z.abs().max() < bonferroni_bound(4), z
+
+
+def test_negative_control_old_dlax_is_caught_for_parameters_inside_f():
+    concrete = ConcreteControlVariate("bernoulli", eta=0.9, temperature=0.5).to(DT)
+    g = theta_w_grads(lambda d, f: dlax_without_the_sample_only_pathwise_term(d, f, concrete), 20)
+    z = z_scores(g, exact_grad_theta_w())
+    assert z[2:].abs().max() > bonferroni_bound(4), z
+
+
+MU2, LOG_SIGMA2 = torch.tensor([0.4, -0.2], dtype=DT), torch.tensor([-0.3, 0.2], dtype=DT)
+
+
+def exact_grad_gaussian_w():
+    """E[(w·b - 1)^2], b ~ N(μ, σ²): (w·μ - 1)^2 + Σ w² σ²."""
+    mu, ls, w = (t.clone().requires_grad_(True) for t in (MU2, LOG_SIGMA2, W2))
+    expectation = ((w * mu).sum() - 1).pow(2) + (w.pow(2) * (2 * ls).exp()).sum()
+    return torch.cat(torch.autograd.grad(expectation, (mu, ls, w)))
+
+
+@pytest.mark.parametrize("name", ["lax-evaluates-f", "lax-net", "reparameterization", "reinforce"])
+def test_continuous_estimators_unbiased_for_parameters_inside_f(name):
+    torch.manual_seed(21)
+    cv = (
+        ScaledObjective(0.7)
+        if name == "lax-evaluates-f"
+        else NeuralControlVariate(mlp(2, (16,), 1, nn.Tanh).to(DT)).to(DT)
+    )
+    params = torch.cat([MU2, LOG_SIGMA2, W2]).expand(N, 6).clone().requires_grad_(True)
+    dist = torch.distributions.Normal(params[:, :2], params[:, 2:4].exp())
+    f = w_objective(params[:, 4:])
+    if name.startswith("lax"):
+        est = lax(dist, f, cv)
+    elif name == "reparameterization":
+        est = reparameterization(dist, f)
+    else:
+        est = reinforce(dist, f)
+    (g,) = torch.autograd.grad(est.per_example.sum(), params)
+    z = z_scores(g, exact_grad_gaussian_w())
+    assert z.abs().max() < bonferroni_bound(6), z
+
+
+@pytest.mark.parametrize("name", ["lax", "dlax", "relax-tied"])
+def test_plain_backward_leaves_no_control_variate_gradient(name):
+    """surrogate.backward() without inputs= adds (up to rounding) nothing to φ's .grad."""
+    torch.manual_seed(22)
+    net = neural_cv(3)
+    cv = ConcreteControlVariate("bernoulli").to(DT) + net
+    logits = torch.tensor([[0.3, -1.0, 2.0]], dtype=DT).expand(16, 3).clone().requires_grad_(True)
+    if name == "lax":
+        cv = NeuralControlVariate(mlp(3, (16,), 1, nn.Tanh).to(DT)).to(DT)
+        est = lax(torch.distributions.Normal(logits, 1.0), f5_3, cv)
+    elif name == "dlax":
+        est = dlax(BernoulliRelaxation(logits=logits), f5_3, cv)
+    else:
+        est = relax(BernoulliRelaxation(logits=logits), f5_3, cv)
+    est.surrogate.backward(retain_graph=True)
+    phi = [p for p in cv.parameters() if p.requires_grad]
+    leaked = torch.cat([p.grad.flatten() for p in phi])
+    c_z = cv(est.z.detach(), f5_3).sum()  # what c(z) added whole would have left there
+    scale = torch.cat([g.flatten() for g in torch.autograd.grad(c_z, phi)])
+    assert scale.abs().max() > 1e-3
+    assert leaked.abs().max() < 1e-12 * (1 + scale.abs().max()), leaked
+    assert logits.grad.abs().sum() > 0
+    # and φ still gets its variance gradient through ĝ
+    loss, _ = variance_loss(est, logits)
+    assert all(g.abs().sum() > 0 for g in torch.autograd.grad(loss, phi, allow_unused=False))
+
+
+def test_dlax_unbiased_when_f_depends_on_theta():
+    """004 eq. 11 with DLAX: c = η f(σ_λ(z), θ) depends on θ directly; DLAX stays unbiased."""
+    torch.manual_seed(23)
+
+    def objective(th):
+        p = torch.sigmoid(th)
+        return lambda b: ((b - p).pow(2) * W5).sum(-1)
+
+    th = THETA5.clone().requires_grad_(True)
+    p = torch.sigmoid(th)
+    exact = torch.autograd.grad(((p * (1 - p)) * W5).sum(), th)[0]
+    concrete = ConcreteControlVariate(eta=0.8).to(DT)
+    g = per_sample_grads(
+        lambda t: dlax(BernoulliRelaxation(logits=t), objective(t), concrete), THETA5.expand(N, 5)
+    )
+    assert z_scores(g, exact).abs().max() < bonferroni_bound(5)
+
+
+# ---- torch.distributions conventions and masked classes (issue 9 section 4) ----------------
+def test_reinforce_hands_f_what_sample_returns():
+    logits = LOGITS6.expand(8, 6)
+    seen = {}
+
+    def spy(name):
+        def f(b):
+            seen[name] = b
+            return torch.zeros(b.shape[0], dtype=DT)
+
+        return f
+
+    reinforce(torch.distributions.Categorical(logits=logits), spy("cat"))
+    reinforce(torch.distributions.OneHotCategorical(logits=logits), spy("onehot"))
+    reinforce(torch.distributions.Bernoulli(logits=logits), spy("bern"))
+    reference = {
+        "cat": torch.distributions.Categorical(logits=logits).sample(),
+        "onehot": torch.distributions.OneHotCategorical(logits=logits).sample(),
+        "bern": torch.distributions.Bernoulli(logits=logits).sample(),
+    }
+    for name, ref in reference.items():
+        assert seen[name].dtype == ref.dtype and seen[name].shape == ref.shape, name
+    assert set(seen["onehot"].sum(-1).tolist()) == {1.0}
+
+
+def test_reinforce_on_torch_categorical_indices_is_unbiased():
+    torch.manual_seed(24)
+    leaf = LOGITS6.expand(N, 6).clone().requires_grad_(True)
+    values = f6(torch.eye(6, dtype=DT))  # f as a function of the class index
+    est = reinforce(torch.distributions.Categorical(logits=leaf), lambda i: values[i])
+    (g,) = torch.autograd.grad(est.per_example.sum(), leaf)
+    assert z_scores(g, exact_grad_categorical()).abs().max() < bonferroni_bound(6)
+
+
+MASKED6 = LOGITS6.clone()
+MASKED6[1] = -math.inf
+
+
+def masked_estimators():
+    concrete = ConcreteControlVariate("categorical", eta=1.2, temperature=0.6).to(DT)
+    return {
+        "reinforce": lambda d: reinforce(d, f6),
+        "reinforce-torch-categorical": None,
+        "relax": lambda d: relax(d, f6, neural_cv(6, "categorical")),
+        "relax-untied": lambda d: relax(d, f6, neural_cv(6, "categorical"), tied_noise=False),
+        "rebar": lambda d: rebar(d, f6, concrete),
+        "rebar-untied": lambda d: rebar(d, f6, concrete, tied_noise=False),
+        "dlax": lambda d: dlax(d, f6, concrete + neural_cv(6, "categorical")),
+    }
+
+
+@pytest.mark.parametrize("name", list(masked_estimators()))
+def test_unbiased_with_a_masked_class(name):
+    """logits[1] = -inf: the class is never drawn, its gradient is exactly 0, the rest unbiased."""
+    torch.manual_seed(25)
+    leaf = MASKED6.expand(N, 6).clone().requires_grad_(True)
+    if name == "reinforce-torch-categorical":
+        values = f6(torch.eye(6, dtype=DT))
+        est = reinforce(torch.distributions.Categorical(logits=leaf), lambda i: values[i])
+        assert not (est.sample == 1).any()
+    else:
+        est = masked_estimators()[name](CategoricalRelaxation(logits=leaf))
+        assert est.sample[:, 1].sum() == 0
+    (g,) = torch.autograd.grad(est.per_example.sum(), leaf)
+    assert torch.isfinite(g).all()
+    assert (g[:, 1] == 0).all()
+    th = MASKED6.clone().requires_grad_(True)
+    exact = torch.autograd.grad((torch.softmax(th, -1) * f6(torch.eye(6, dtype=DT))).sum(), th)[0]
+    keep = [0, 2, 3, 4, 5]
+    assert z_scores(g[:, keep], exact[keep]).abs().max() < bonferroni_bound(5)
+
+
+def test_masked_class_keeps_the_temperature_gradient_finite():
+    leaf = MASKED6.expand(64, 6).clone().requires_grad_(True)
+    cv = ConcreteControlVariate("categorical").to(DT) + neural_cv(6, "categorical")
+    for estimator in (relax, dlax):
+        est = estimator(CategoricalRelaxation(logits=leaf), f6, cv)
+        loss, _ = variance_loss(est, leaf)
+        grads = torch.autograd.grad(loss, [p for p in cv.parameters() if p.requires_grad])
+        assert all(torch.isfinite(g).all() for g in grads)
+
+
+class _Recorder(nn.Module):
+    def forward(self, h):
+        self.seen = h
+        return h.sum(-1)
+
+
+def test_relaxed_input_relaxes_each_unit_and_leaves_cond_alone():
+    """RelaxedInput as the first layer: softmax over the k classes of each unit, cond as is."""
+    torch.manual_seed(26)
+    z = torch.randn(5, 3, 4, dtype=DT)
+    cond = torch.randn(5, 2, dtype=DT) * 5
+    recorder = _Recorder()
+    cv = NeuralControlVariate(nn.Sequential(RelaxedInput("categorical", 0.5), recorder)).to(DT)
+    cv(z, f6, cond)
+    expected = torch.cat([torch.softmax(z / 0.5, -1).reshape(5, 12), cond], dim=-1)
+    torch.testing.assert_close(recorder.seen, expected)
+    # Bernoulli units: sigmoid on z only
+    cv = NeuralControlVariate(nn.Sequential(RelaxedInput("bernoulli", 0.5), recorder)).to(DT)
+    cv(z[..., 0], f6, cond)
+    torch.testing.assert_close(
+        recorder.seen, torch.cat([torch.sigmoid(z[..., 0] / 0.5), cond], dim=-1)
+    )
+
+
+def test_pair_in_one_call_equals_two_calls():
+    """NeuralControlVariate.pair concatenates the batch; same values as two calls."""
+    torch.manual_seed(27)
+    cv = neural_cv(6, "categorical")
+    z1, z2, cond = torch.randn(4, 6, dtype=DT), torch.randn(4, 6, dtype=DT), None
+    c1, c2 = cv.pair(z1, z2, f6, cond)
+    torch.testing.assert_close(c1, cv(z1, f6))
+    torch.testing.assert_close(c2, cv(z2, f6))
+
+
+def test_variance_loss_params_give_the_first_order_gradient_in_the_same_pass():
+    torch.manual_seed(28)
+    logits = THETA5.expand(8, 5).clone().requires_grad_(True)
+    w = W5.clone().requires_grad_(True)
+    cv = ConcreteControlVariate().to(DT) + neural_cv(5)
+    est = relax(BernoulliRelaxation(logits=logits), lambda b: torch.sin(b @ w), cv)
+    loss, (g, g_w) = variance_loss(est, logits, params=[w])
+    g_ref, g_w_ref = torch.autograd.grad(est.surrogate, (logits, w), retain_graph=True)
+    torch.testing.assert_close(g, g_ref)
+    torch.testing.assert_close(g_w, g_w_ref)
+    torch.testing.assert_close(loss, g_ref.pow(2).sum())
