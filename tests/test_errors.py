@@ -13,8 +13,10 @@ from stochgrad.estimators import (
     ConcreteControlVariate,
     MovingAverageBaseline,
     NeuralControlVariate,
+    dlax,
     lax,
     mlp,
+    rebar,
     reinforce,
     relax,
     reparameterization,
@@ -27,12 +29,39 @@ def f_ok(b):
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize("cls", [BernoulliRelaxation, CategoricalRelaxation])
-def test_non_finite_logits(cls, bad):
+def test_non_finite_bernoulli_logits(bad):
     logits = torch.zeros(4, 3)
     logits[1, 2] = bad
     with pytest.raises(ValueError, match="logits contains (NaN|Inf)"):
-        cls(logits=logits)
+        BernoulliRelaxation(logits=logits)
+
+
+@pytest.mark.parametrize("bad, message", [(float("nan"), "NaN"), (float("inf"), r"\+Inf")])
+def test_non_finite_categorical_logits(bad, message):
+    logits = torch.zeros(4, 3)
+    logits[1, 2] = bad
+    with pytest.raises(ValueError, match=f"logits contains {message}"):
+        CategoricalRelaxation(logits=logits)
+
+
+def test_masked_categorical_logits_are_accepted_unless_a_whole_unit_is_masked():
+    logits = torch.zeros(4, 3)
+    logits[1, 2] = -float("inf")
+    rel = CategoricalRelaxation(logits=logits)
+    assert rel.probs[1, 2] == 0 and torch.isfinite(rel.log_prob(rel.sample())).all()
+    logits[1] = -float("inf")
+    with pytest.raises(ValueError, match="logits has a unit whose classes are all -inf"):
+        CategoricalRelaxation(logits=logits)
+
+
+@pytest.mark.parametrize("cls", [BernoulliRelaxation, CategoricalRelaxation])
+def test_integer_logits(cls):
+    with pytest.raises(
+        TypeError, match="logits must be a floating-point tensor, got dtype torch.int64"
+    ):
+        cls(logits=torch.zeros(4, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match="probs must be a floating-point tensor"):
+        cls(probs=torch.ones(4, 1, dtype=torch.long))
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.5])
@@ -93,9 +122,73 @@ def test_lax_and_reparameterization_need_rsample():
         reparameterization(torch.distributions.Poisson(torch.ones(2, 3)), f_ok)
 
 
-def test_relax_rejects_continuous_distribution():
-    with pytest.raises(TypeError, match="dist must be a BernoulliRelaxation"):
-        relax(torch.distributions.Normal(torch.zeros(2, 3), 1.0), f_ok, ConcreteControlVariate())
+@pytest.mark.parametrize("estimator", [relax, rebar, dlax])
+def test_relaxed_estimators_on_a_continuous_distribution_point_to_lax(estimator):
+    name = estimator.__name__
+    with pytest.raises(
+        TypeError,
+        match=rf"{name} needs a discrete distribution.*Normal.*use stochgrad.estimators.lax",
+    ):
+        estimator(
+            torch.distributions.Normal(torch.zeros(2, 3), 1.0), f_ok, ConcreteControlVariate()
+        )
+
+
+@pytest.mark.parametrize("estimator", [relax, rebar, dlax, lax])
+def test_control_variate_none(estimator):
+    dist = (
+        torch.distributions.Normal(torch.zeros(2, 3), 1.0)
+        if estimator is lax
+        else BernoulliRelaxation(logits=torch.zeros(2, 3))
+    )
+    with pytest.raises(
+        TypeError, match=rf"{estimator.__name__} needs control_variate.*got NoneType.*reinforce"
+    ):
+        estimator(dist, f_ok, None)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: reinforce(BernoulliRelaxation(logits=torch.zeros(0, 3)), f_ok),
+        lambda: reinforce(
+            torch.distributions.Categorical(logits=torch.zeros(0, 3), validate_args=False), f_ok
+        ),
+        lambda: reinforce(torch.distributions.Normal(torch.zeros(0, 3), 1.0), f_ok),
+        lambda: relax(
+            CategoricalRelaxation(logits=torch.zeros(0, 2, 3)),
+            f_ok,
+            ConcreteControlVariate("categorical"),
+        ),
+        lambda: dlax(BernoulliRelaxation(logits=torch.zeros(0, 3)), f_ok, ConcreteControlVariate()),
+        lambda: lax(
+            torch.distributions.Normal(torch.zeros(0, 3), 1.0),
+            f_ok,
+            NeuralControlVariate(mlp(3, (4,), 1)),
+        ),
+    ],
+)
+def test_empty_batch(make):
+    with pytest.raises(
+        ValueError, match=r"(logits|dist batch shape) has an empty batch \(shape \(0, "
+    ):
+        make()
+
+
+def test_dtype_mismatch_between_logits_and_control_variate():
+    cv = NeuralControlVariate(mlp(3, (4,), 1))  # float32
+    dist = BernoulliRelaxation(logits=torch.zeros(4, 3, dtype=torch.float64))
+    for estimator in (relax, dlax):
+        with pytest.raises(
+            TypeError,
+            match=r"control_variate has parameters of dtype torch.float32 but the sample z is torch.float64.*\.to\(torch.float64\)",
+        ):
+            estimator(dist, f_ok, cv)
+    with pytest.raises(TypeError, match="control_variate has parameters of dtype torch.float32"):
+        lax(torch.distributions.Normal(torch.zeros(4, 3, dtype=torch.float64), 1.0), f_ok, cv)
+    cv64 = NeuralControlVariate(mlp(3, (4,), 1)).double()
+    with pytest.raises(TypeError, match="dtype torch.float64 but the sample z is torch.float32"):
+        relax(BernoulliRelaxation(logits=torch.zeros(4, 3)), f_ok, cv64)
 
 
 def test_bad_control_variate_settings():
@@ -120,11 +213,45 @@ def test_bad_reduction_and_non_finite_baseline():
         reinforce(dist, f_ok, baseline=torch.zeros(4, 1))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_float_baseline(bad):
+    dist = BernoulliRelaxation(logits=torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="baseline must be a finite number, got"):
+        reinforce(dist, f_ok, baseline=bad)
+
+
+@pytest.mark.parametrize("bad", ["0.5", [0.5], MovingAverageBaseline()])
+def test_baseline_of_the_wrong_type(bad):
+    dist = BernoulliRelaxation(logits=torch.zeros(4, 3))
+    with pytest.raises(
+        TypeError, match=r"baseline must be a number, a tensor of shape \[\] or \[batch\], or None"
+    ):
+        reinforce(dist, f_ok, baseline=bad)
+
+
 def test_variance_loss_batch_needs_per_example_parameters():
     theta = torch.zeros(1, 3, requires_grad=True)
     est = relax(BernoulliRelaxation(logits=theta.expand(4, 3)), f_ok, ConcreteControlVariate())
     with pytest.raises(ValueError, match="kind='batch' needs one `wrt` tensor"):
         variance_loss(est, theta, kind="batch")
+
+
+def test_variance_loss_with_a_tensor_outside_the_graph():
+    theta = torch.zeros(1, 3, requires_grad=True)
+    est = relax(BernoulliRelaxation(logits=theta.expand(4, 3)), f_ok, ConcreteControlVariate())
+    with pytest.raises(
+        ValueError, match=r"wrt\[0\] \(shape \(2,\)\) is not in the estimate's graph"
+    ):
+        variance_loss(est, torch.zeros(2, requires_grad=True))
+    with pytest.raises(ValueError, match=r"wrt\[1\] must be a tensor that requires grad"):
+        variance_loss(est, [theta, torch.zeros(2)])
+    detached = relax(
+        BernoulliRelaxation(logits=torch.zeros(4, 3)),
+        f_ok,
+        ConcreteControlVariate(learn_eta=False, learn_temperature=False),
+    )
+    with pytest.raises(ValueError, match="estimate.surrogate has no graph"):
+        variance_loss(detached, theta)
 
 
 @pytest.mark.parametrize(
