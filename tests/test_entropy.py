@@ -495,3 +495,31 @@ def test_fixed_sigma_daes_and_surrogate_reject_nan():
         entropy_surrogate(torch.zeros(0, 2), torch.zeros(0, 2))
     with pytest.raises(TypeError, match="score must be a floating-point tensor"):
         entropy_surrogate(x, torch.zeros(4, 2, dtype=torch.long))
+
+
+def test_ardae_loss_uses_its_adaptive_delta_center_and_cond():
+    """Identities on common random numbers, so that an objective that ignored ``delta_scale``,
+    ``center`` or ``cond`` would fail: the adaptive prior's loss equals a fixed-δ model's at
+    δ = delta_scale · S_x; a centred loss equals the loss of x - b; the score changes with cond."""
+    torch.manual_seed(18)
+    adaptive = ARDAE(2, hidden=(8,), delta_scale=0.3, n_sigma=4).double()
+    x = 2.0 * torch.randn(1, 32, 2, dtype=DT)
+    delta = 0.3 * x.std(dim=1).mean().item()
+    fixed = ARDAE(2, hidden=(8,), delta=delta, n_sigma=4).double()
+    fixed.load_state_dict(adaptive.state_dict())
+    other = ARDAE(2, hidden=(8,), delta=2 * delta, n_sigma=4).double()
+    other.load_state_dict(adaptive.state_dict())
+    losses = []
+    for model in (adaptive, fixed, other):
+        torch.manual_seed(19)
+        losses.append(model.loss(x))
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-12, atol=0)
+    assert (losses[0] - losses[2]).abs() > 1e-3
+    b = torch.randn(1, 2, dtype=DT)
+    torch.manual_seed(20)
+    centred = fixed.loss(x, center=b)
+    torch.manual_seed(20)
+    torch.testing.assert_close(centred, fixed.loss(x - b), rtol=1e-12, atol=0)
+    conditional = ARDAE(2, cond_dim=1, hidden=(8,)).double()
+    y, c = torch.randn(5, 2, dtype=DT), torch.zeros(5, 1, dtype=DT)
+    assert (conditional.score(y, c) - conditional.score(y, c + 1)).abs().max() > 1e-6
