@@ -35,31 +35,16 @@ from .svgd import (
     _check_log_prob,
     _check_particles,
     _check_positive,
+    _check_run_finite,
     _check_steps,
     _eval_score,
     _finish,
+    particle_jacobian,
     resolve_score,
 )
 
 MapLogDet = Literal["exact", "trace", "none"]
 MAP_LOG_DET_METHODS = ("exact", "trace", "none")
-
-
-def particle_jacobian(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """Per-particle Jacobian ``∂fn(x)_i/∂x_i``, ``[batch, m, d, d]`` (row: output dimension).
-
-    ``fn: [batch, m, d] -> [batch, m, d]`` must act on each particle separately. Uses ``d``
-    autograd passes; the graph is kept when ``x`` requires grad.
-    """
-    keep = torch.is_grad_enabled() and x.requires_grad
-    with torch.enable_grad():
-        xg = x if x.requires_grad else x.detach().requires_grad_(True)
-        y = fn(xg)
-        rows = [
-            torch.autograd.grad(y[..., k].sum(), xg, retain_graph=True, create_graph=keep)[0]
-            for k in range(x.shape[-1])
-        ]
-    return torch.stack(rows, -2)
 
 
 def _map_log_det(fn: Callable[[Tensor], Tensor], a: Tensor, method: str) -> Tensor:
@@ -90,7 +75,7 @@ def langevin(
     score / energy: the target (exactly one; ``p ∝ exp(-E)``); step_size: ε > 0; log_prob:
     ``log q^0(a^0)`` (default 0); log_det: ``"trace"`` (``ε Δlog p``, Theorem 3.1), ``"exact"``
     (``log|det(I + ε ∇²log p)|``) or ``"none"``. The tracked density ignores ξ; see the module
-    docstring for why that makes it wrong.
+    docstring for why that makes it wrong. ValueError if the run ends with NaN or Inf.
     """
     a, unbatched = _check_particles(particles)
     fn = resolve_score(score, energy)
@@ -103,12 +88,14 @@ def langevin(
     def drift(x: Tensor) -> Tensor:
         return x + eps * _eval_score(fn, x)
 
+    a0 = a
     for _ in range(n_steps):
         total = total + _map_log_det(drift, a, log_det)
         a = drift(a)
         if noise:
             xi = torch.randn(a.shape, dtype=a.dtype, device=a.device, generator=generator)
             a = a + (2 * eps) ** 0.5 * xi
+    _check_run_finite(a, total, None, fn, a0, eps, "sgld" if noise else "dld")
     return _finish(a, lp0 - total, total, unbatched)
 
 
@@ -151,7 +138,7 @@ def hmc(
     _check_log_det(log_det, MAP_LOG_DET_METHODS)
     lp0 = _check_log_prob(log_prob, a.shape[:-1], unbatched, a)
     total = a.new_zeros(a.shape[:-1])
-
+    a0 = a
     for _ in range(n_steps):
         v0 = torch.randn(a.shape, dtype=a.dtype, device=a.device, generator=generator)
 
@@ -165,4 +152,5 @@ def hmc(
 
         total = total + _map_log_det(position_map, a, log_det)
         a = position_map(a)
+    _check_run_finite(a, total, None, fn, a0, eps, "hmc")
     return _finish(a, lp0 - total, total, unbatched)

@@ -47,6 +47,7 @@ section 4.1), so we do not use it.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -57,11 +58,16 @@ from torch.func import jacrev
 
 Score = Callable[[Tensor], Tensor]
 Energy = Callable[[Tensor], Tensor]
-Bandwidth = float | Literal["median", "paper"]
+Bandwidth = float | Literal["median", "authors", "paper"]
 LogDet = Literal["closed_form", "trace", "exact", "none"]
+SelfTerm = Literal["frozen", "dropped", "hessian"]
 
 LOG_DET_METHODS = ("closed_form", "trace", "exact", "none")
-BANDWIDTH_HEURISTICS = ("median", "paper")
+BANDWIDTH_HEURISTICS = ("median", "authors", "paper")
+SELF_TERMS = ("frozen", "dropped", "hessian")
+DEFAULT_SELF_TERM: SelfTerm = "frozen"
+DEFAULT_BANDWIDTH: Bandwidth = 1.0
+DRIFT_RATIO_LIMIT = 10.0  # svgd warns above it (calibrated in benchmarks/svgd_marginal.py)
 
 
 @dataclass
@@ -72,11 +78,13 @@ class ParticleResult:
     log_prob: tracked ``log q^L(a^L)``, ``[batch, m]`` (``[m]``); the initial ``log_prob`` minus
         the accumulated log-determinants (a log-density change if no ``log_prob`` was given).
     log_det: accumulated ``Σ_l log|det ∂a^{l+1}/∂a^l|``, same shape as ``log_prob``.
+    diagnostics: per-step entropy change and particle movement (:class:`Diagnostics`; SVGD).
     """
 
     particles: Tensor
     log_prob: Tensor
     log_det: Tensor
+    diagnostics: Diagnostics | None = None
 
 
 # ---- validation ------------------------------------------------------------------------------
@@ -136,10 +144,16 @@ def _check_log_prob(log_prob: Tensor | None, shape: torch.Size, unbatched: bool,
     return lp.to(like.dtype)
 
 
-def _finish(a: Tensor, log_prob: Tensor, log_det: Tensor, unbatched: bool) -> ParticleResult:
+def _finish(
+    a: Tensor, log_prob: Tensor, log_det: Tensor, unbatched: bool, diag: Diagnostics | None = None
+) -> ParticleResult:
     if unbatched:
-        return ParticleResult(a.squeeze(0), log_prob.squeeze(0), log_det.squeeze(0))
-    return ParticleResult(a, log_prob, log_det)
+        if diag is not None:
+            diag = Diagnostics(
+                *(x.squeeze(-1) for x in (diag.entropy_change, diag.movement, diag.drift_ratio))
+            )
+        return ParticleResult(a.squeeze(0), log_prob.squeeze(0), log_det.squeeze(0), diag)
+    return ParticleResult(a, log_prob, log_det, diag)
 
 
 # ---- target ----------------------------------------------------------------------------------
@@ -207,8 +221,11 @@ def bandwidth_heuristic(r2: Tensor, method: str) -> Tensor:
     """Bandwidth σ per particle set from squared distances ``r2: [batch, m, m]`` -> ``[batch]``.
 
     ``"median"``: σ² = med_{i<j} r_ij² / (2 log(m + 1)), i.e. Liu & Wang's ``h = med²/log(m+1)``
-    for ``k = exp(-r²/h)``. ``"paper"``: σ = Σ_{i,j} r_ij² / (4 (2 log m + 1)), 002 Tables 3-4,
-    implemented as printed (a sum over all pairs, so σ grows like m² · spread²). Computed on
+    for ``k = exp(-r²/h)``. ``"authors"``: the S2AC code's ``k = exp(-r² log(m+1) / stat)`` with
+    ``stat = mean_{i,j} r_ij² / 2`` (mean over all m² pairs, i = j included), i.e.
+    σ² = mean r² / (4 log(m + 1)). ``"paper"``: σ = Σ_{i,j} r_ij² / (4 (2 log m + 1)), 002 Tables
+    3-4 as printed: σ carries units of length², grows like m² · spread² and makes the kernel
+    nearly constant (k > 0.97 for every pair) once the spread is of order 1 or more. Computed on
     detached distances; needs m >= 2 and not all particles equal.
     """
     m = r2.shape[-1]
@@ -219,12 +236,24 @@ def bandwidth_heuristic(r2: Tensor, method: str) -> Tensor:
         iu = torch.triu_indices(m, m, offset=1, device=r2.device)
         med = r2[:, iu[0], iu[1]].median(-1).values
         sigma = (med / (2 * math.log(m + 1))).sqrt()
-    elif method == "paper":
-        sigma = r2.sum((-1, -2)) / (4 * (2 * math.log(m) + 1))
+    elif method in ("authors", "paper"):
+        return _sigma_from_sum(r2.sum((-1, -2)), m, method)
     else:
         raise ValueError(
             f"bandwidth must be a number > 0 or one of {BANDWIDTH_HEURISTICS}, got {method!r}"
         )
+    if not (sigma > 0).all():
+        raise ValueError(f"bandwidth heuristic {method!r} gave σ = 0: all particles coincide")
+    return sigma
+
+
+def _sigma_from_sum(sum_r2: Tensor, m: int, method: str) -> Tensor:
+    """``"authors"`` / ``"paper"`` σ from ``Σ_{i,j} r_ij²``, ``[batch]`` -> ``[batch]``."""
+    sum_r2 = sum_r2.detach()
+    if method == "authors":
+        sigma = (sum_r2 / (m * m * 4 * math.log(m + 1))).sqrt()
+    else:
+        sigma = sum_r2 / (4 * (2 * math.log(m) + 1))
     if not (sigma > 0).all():
         raise ValueError(f"bandwidth heuristic {method!r} gave σ = 0: all particles coincide")
     return sigma
@@ -267,9 +296,20 @@ def svgd_direction(a: Tensor, s: Tensor, k: Tensor, sigma: Tensor) -> Tensor:
     return (ks + (c * k1 - kc) / sigma**2) / m
 
 
-def svgd_trace_closed_form(a: Tensor, s: Tensor, k: Tensor, r2: Tensor, sigma: Tensor) -> Tensor:
-    """``tr ∇_x h_Q(x)`` at every particle in closed form (Theorem 3.3, derived in the module
-    docstring): ``1/(m σ²) Σ_j k_ij (d - r_ij²/σ² - (a_i - a_j)ᵀ s_j)``. Returns ``[batch, m]``.
+def svgd_trace_closed_form(
+    a: Tensor,
+    s: Tensor,
+    k: Tensor,
+    r2: Tensor,
+    sigma: Tensor,
+    self_term: SelfTerm = "frozen",
+    score_trace: Tensor | None = None,
+) -> Tensor:
+    """``tr ∇h`` at every particle in closed form (Theorem 3.3, derived in the module
+    docstring), ``[batch, m]``. ``"frozen"``: ``1/(m σ²) Σ_j k_ij (d - r_ij²/σ² - (a_i - a_j)ᵀ
+    s_j)``, j = i included (its term is d/σ²); ``"dropped"``: the same sum over j ≠ i (002's
+    Theorem 3.3); ``"hessian"``: the j ≠ i sum plus ``tr ∇s(a_i) / m``, which needs
+    ``score_trace`` (``[batch, m]``, see :func:`score_jacobian_trace`).
     """
     m, d = a.shape[-2], a.shape[-1]
     c = a - a.mean(-2, keepdim=True)
@@ -277,33 +317,118 @@ def svgd_trace_closed_form(a: Tensor, s: Tensor, k: Tensor, r2: Tensor, sigma: T
     ks, k1, kcs = out[..., :d], out[..., d], out[..., d + 1]
     sig2 = sigma.squeeze(-1) ** 2
     kr2 = (k * r2).sum(-1)
-    return (d * k1 - kr2 / sig2 - ((c * ks).sum(-1) - kcs)) / (m * sig2)
+    trace = (d * k1 - kr2 / sig2 - ((c * ks).sum(-1) - kcs)) / (m * sig2)
+    return _apply_self_term(trace, self_term, d / (m * sig2), score_trace, m)
+
+
+def _apply_self_term(
+    trace: Tensor, self_term: str, frozen_self: Tensor | float, score_trace: Tensor | None, m: int
+) -> Tensor:
+    """Turn the frozen-set trace into the chosen self-term variant."""
+    if self_term == "frozen":
+        return trace
+    if self_term == "dropped":
+        return trace - frozen_self
+    if score_trace is None:
+        raise ValueError("self_term='hessian' needs score_trace, tr ∇s(a_i) per particle")
+    return trace - frozen_self + score_trace / m
+
+
+def score_jacobian_trace(score: Score, a: Tensor) -> tuple[Tensor, Tensor]:
+    """Scores ``s = score(a)`` and ``tr ∇s(a_i)`` (the Laplacian of log p) at every particle.
+
+    a: ``[batch, m, d]``; returns ``([batch, m, d], [batch, m])``. By autograd: one score
+    evaluation and ``d`` backward passes, each batched over all particles. The graph is kept
+    when ``a`` requires grad.
+    """
+    keep = torch.is_grad_enabled() and a.requires_grad
+    with torch.enable_grad():
+        x = a if a.requires_grad else a.detach().requires_grad_(True)
+        s = _eval_score(score, x)
+        if not s.requires_grad:
+            raise ValueError(
+                "score must be differentiable by autograd for self_term='hessian' "
+                "(its output does not depend on its input in the graph)"
+            )
+        tr = x.new_zeros(x.shape[:-1])
+        for j in range(x.shape[-1]):
+            (g,) = torch.autograd.grad(s[..., j].sum(), x, retain_graph=True, create_graph=keep)
+            tr = tr + g[..., j]
+    if not keep:
+        s, tr = s.detach(), tr.detach()
+    return s, tr
 
 
 def _fused_step_terms(
     a: Tensor, s: Tensor, bandwidth: Bandwidth, with_trace: bool
-) -> tuple[Tensor, Tensor | None, Tensor]:
-    """:func:`svgd_direction` and, if asked, :func:`svgd_trace_closed_form` from one kernel
-    matrix and one matrix product ``k @ [s, c, 1, c·s]`` (c: centred particles)."""
+) -> tuple[Tensor, Tensor | None, Tensor | float, Tensor | float]:
+    """The update and the frozen-set trace from one kernel matrix and one matrix product.
+
+    Returns ``(m h, T, 1/σ², σ)``: ``m h = Σ_j [k_ij s_j + k_ij (a_i - a_j)/σ²]`` (``[batch, m,
+    d]``) and, if ``with_trace``, ``T = Σ_j k_ij (d - r_ij²/σ² - (a_i - a_j)ᵀ s_j)``
+    (``[batch, m]``, so that ``tr ∇_x h_Q = T / (m σ²)``); ``1/σ²`` and ``σ`` are numbers or
+    ``[batch, 1, 1]``. With centred particles ``c`` and ``q_i = ‖c_i‖²``, the product is
+    ``k @ [s - c/σ², c, c·(s - c/σ²)]`` plus the row sums ``Σ_j k_ij``: expanding ``r_ij² = q_i +
+    q_j - 2 c_i·c_j`` and ``δ_ij = c_i - c_j`` turns T into ``d Σ_j k_ij + Σ_j k_ij (c_j·s_j -
+    q_j/σ²) - c_i·(m h_i - Σ_j k_ij c_j/σ²)``. The kernel exponent ``-r²/(2σ²) = (c_i·c_j - q_i/2 - q_j/2)/σ²`` comes
+    from one ``baddbmm`` and is clamped to ``[0.9 log(tiny), 0]`` before ``exp``: float32 ``exp``
+    below about -87 gives subnormal numbers, which make the step and its products many times
+    slower; the clamp changes ``k`` by at most ``tiny^0.9`` (7e-35 in float32). Without
+    gradients the kernel is built in place.
+    """
     m, d = a.shape[-2], a.shape[-1]
     c = a - a.mean(-2, keepdim=True)
-    sq = c.pow(2).sum(-1)
-    r2 = (sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2 * c @ c.transpose(-1, -2)).clamp_min(0)
-    sigma = _sigma(r2, bandwidth)
-    inv = sigma.pow(-2)  # [batch, 1, 1]
-    k = torch.exp(-0.5 * inv * r2)
-    cols = [s, c, torch.ones_like(c[..., :1])]
-    if with_trace:
-        cols.append((c * s).sum(-1, keepdim=True))
-    out = k @ torch.cat(cols, -1)
-    ks, kc, k1 = out[..., :d], out[..., d : 2 * d], out[..., 2 * d : 2 * d + 1]
-    h = (ks + (c * k1 - kc) * inv) / m
+    q = torch.linalg.vecdot(c, c)  # [batch, m]
+    ct = c.transpose(-1, -2)
+    if isinstance(bandwidth, str):
+        r2 = squared_distances(a) if bandwidth == "median" else None
+        if r2 is not None:
+            sigma: Tensor | float = _sigma(r2, "median")
+        else:  # Σ_ij r_ij² = 2 m Σ_i ‖c_i‖² (c centred): no m x m pass needed
+            sigma = _sigma_from_sum(2 * m * q.detach().sum(-1), m, bandwidth).view(-1, 1, 1)
+        inv: Tensor | float = sigma.pow(-2)
+        half = (-0.5 * inv) * q.unsqueeze(-1)
+        e = torch.baddbmm(half + half.transpose(-1, -2), c * inv, ct)
+    else:
+        sigma = float(bandwidth)
+        inv = 1.0 / sigma**2
+        half = (-0.5 * inv) * q.unsqueeze(-1)
+        e = torch.baddbmm(half + half.transpose(-1, -2), c, ct, alpha=inv)
+    floor = _exp_floor(a.dtype)
+    if torch.is_grad_enabled() and (a.requires_grad or s.requires_grad):
+        k = e.clamp(floor, 0.0).exp()
+    else:
+        k = e.clamp_(floor, 0.0).exp_()
+    # P = Σ_j k_ij (s_j - c_j/σ²): m h = P + (c_i/σ²) Σ_j k_ij
+    scalar = not isinstance(inv, Tensor)
+    s_c = torch.add(s, c, alpha=-inv) if scalar else s - inv * c
+    k1 = k.sum(-1, keepdim=True)  # Σ_j k_ij, [batch, m, 1]
     if not with_trace:
-        return h, None, sigma
-    inv1 = inv.squeeze(-1)
-    kr2 = (k * r2).sum(-1)
-    trace = (d * k1.squeeze(-1) - kr2 * inv1 - ((c * ks).sum(-1) - out[..., -1])) * inv1 / m
-    return h, trace, sigma
+        pk = k @ s_c
+        hm = torch.addcmul(pk, c, k1, value=inv) if scalar else torch.addcmul(pk, inv * c, k1)
+        return hm, None, inv, sigma
+    # Σ_j k_ij (c_j·s_j - q_j/σ²) = Σ_j k_ij c_j·(s_j - c_j/σ²)
+    out = k @ torch.cat([s_c, c, torch.linalg.vecdot(c, s_c).unsqueeze(-1)], -1)
+    pk, kc, kcol = out[..., :d], out[..., d : 2 * d], out[..., -1]
+    if scalar:
+        hm = torch.addcmul(pk, c, k1, value=inv)
+        u = torch.add(hm, kc, alpha=-inv)
+    else:
+        hm = torch.addcmul(pk, inv * c, k1)
+        u = hm - inv * kc
+    # T = d Σ_j k_ij + Σ_j k_ij (c_j·s_j - q_j/σ²) - c_i·(m h_i - Σ_j k_ij c_j/σ²)
+    trace = torch.add(kcol, k1.squeeze(-1), alpha=d) - torch.linalg.vecdot(c, u)
+    return hm, trace, inv, sigma
+
+
+_EXP_FLOOR: dict[torch.dtype, float] = {}
+
+
+def _exp_floor(dtype: torch.dtype) -> float:
+    """``0.9 log(tiny)`` of a floating dtype: ``exp`` above it is a normal number."""
+    if dtype not in _EXP_FLOOR:
+        _EXP_FLOOR[dtype] = 0.9 * math.log(torch.finfo(dtype).tiny)
+    return _EXP_FLOOR[dtype]
 
 
 def svgd_jacobian(a: Tensor, s: Tensor, sigma: Tensor) -> Tensor:
@@ -327,34 +452,76 @@ def svgd_jacobian(a: Tensor, s: Tensor, sigma: Tensor) -> Tensor:
     return jac.permute(1, 2, 0, 3)
 
 
+def _step(
+    a: Tensor, score: Score, step_size: float, bandwidth: Bandwidth, log_det: str, self_term: str
+) -> tuple[Tensor, Tensor, Tensor, Tensor | float]:
+    """One step: ``(new particles, log-det [batch, m], m h [batch, m, d], sigma)``."""
+    m, d = a.shape[-2], a.shape[-1]
+    hessian = self_term == "hessian" and log_det != "none"
+    if hessian:
+        s, score_tr = score_jacobian_trace(score, a)
+    else:
+        s, score_tr = _eval_score(score, a), None
+    hm, trace, inv, sigma = _fused_step_terms(a, s, bandwidth, log_det == "closed_form")
+    if trace is not None:
+        inv1 = inv.view(-1, 1) if isinstance(inv, Tensor) else inv
+        scale = inv1 / m  # tr ∇_x h_Q = T / (m σ²)
+        if self_term == "frozen":
+            ld = trace * (step_size * scale)
+        else:
+            ld = step_size * _apply_self_term(trace * scale, self_term, d * scale, score_tr, m)
+    elif log_det in ("trace", "exact"):
+        sig = sigma if isinstance(sigma, Tensor) else a.new_full((a.shape[0], 1, 1), sigma)
+        jac = svgd_jacobian(a, s, sig)
+        eye = torch.eye(d, dtype=a.dtype, device=a.device)
+        if self_term != "frozen":
+            jac = jac - eye / (m * sig.unsqueeze(-1) ** 2)
+        if hessian:
+            jac = jac + particle_jacobian(score, a) / m
+        if log_det == "trace":
+            ld = step_size * jac.diagonal(dim1=-2, dim2=-1).sum(-1)
+        else:
+            ld = torch.linalg.slogdet(eye + step_size * jac).logabsdet
+    else:
+        ld = a.new_zeros(a.shape[:-1])
+    return torch.add(a, hm, alpha=step_size / m), ld, hm, sigma
+
+
+def particle_jacobian(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Per-particle Jacobian ``∂fn(x)_i/∂x_i``, ``[batch, m, d, d]`` (row: output dimension).
+
+    ``fn: [batch, m, d] -> [batch, m, d]`` must act on each particle separately. Uses ``d``
+    autograd passes; the graph is kept when ``x`` requires grad.
+    """
+    keep = torch.is_grad_enabled() and x.requires_grad
+    with torch.enable_grad():
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        y = fn(xg)
+        rows = [
+            torch.autograd.grad(y[..., k].sum(), xg, retain_graph=True, create_graph=keep)[0]
+            for k in range(x.shape[-1])
+        ]
+    return torch.stack(rows, -2)
+
+
 def svgd_step(
     particles: Tensor,
     score: Score,
     step_size: float,
-    bandwidth: Bandwidth = 1.0,
+    bandwidth: Bandwidth = DEFAULT_BANDWIDTH,
     log_det: LogDet = "closed_form",
+    *,
+    self_term: SelfTerm = DEFAULT_SELF_TERM,
 ) -> tuple[Tensor, Tensor]:
     """One SVGD step ``a_i ← a_i + ε h(a_i)`` (eq. 1) on ``particles: [batch, m, d]``.
 
-    Returns ``(new particles [batch, m, d], log|det(I + ε ∇_x h_Q)| [batch, m])``; the second is
-    the exact value, its first-order approximation ``ε tr ∇_x h_Q`` (``"trace"`` by autograd,
-    ``"closed_form"`` analytically) or zeros (``"none"``). See the module docstring.
+    Returns ``(new particles [batch, m, d], log|det(I + ε ∇h)| [batch, m])``; the second is
+    the exact value, its first-order approximation ``ε tr ∇h`` (``"trace"`` by autograd,
+    ``"closed_form"`` analytically) or zeros (``"none"``); ``self_term`` picks which ∇h (module
+    docstring). The low-level step: no input checks and no diagnostics (see :func:`svgd`).
     """
-    a = particles
-    s = _eval_score(score, a)
-    h, trace, sigma = _fused_step_terms(a, s, bandwidth, with_trace=log_det == "closed_form")
-    if trace is not None:
-        ld = step_size * trace
-    elif log_det in ("trace", "exact"):
-        jac = svgd_jacobian(a, s, sigma)
-        if log_det == "trace":
-            ld = step_size * jac.diagonal(dim1=-2, dim2=-1).sum(-1)
-        else:
-            eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-            ld = torch.linalg.slogdet(eye + step_size * jac).logabsdet
-    else:
-        ld = a.new_zeros(a.shape[:-1])
-    return a + step_size * h, ld
+    a, ld, _, _ = _step(particles, score, step_size, bandwidth, log_det, self_term)
+    return a, ld
 
 
 def svgd(
@@ -364,26 +531,35 @@ def svgd(
     energy: Energy | None = None,
     step_size: float,
     n_steps: int,
-    bandwidth: Bandwidth = 1.0,
+    bandwidth: Bandwidth = DEFAULT_BANDWIDTH,
     log_prob: Tensor | None = None,
     log_det: LogDet = "closed_form",
+    self_term: SelfTerm = DEFAULT_SELF_TERM,
+    warn: bool = True,
 ) -> ParticleResult:
     """Run ``n_steps`` SVGD steps (eq. 1) and track each particle's log-density (Theorem 3.1).
 
     particles: initial particles ``a^0``, ``[batch, m, d]`` (or ``[m, d]``), drawn from ``q^0``.
     score / energy: the target, ``∇log p`` or ``E`` with ``p ∝ exp(-E)`` (exactly one).
-    step_size: ε > 0. bandwidth: RBF σ > 0, or ``"median"`` / ``"paper"`` (recomputed every step,
-    see :func:`bandwidth_heuristic`). log_prob: ``log q^0(a^0)``, ``[batch, m]`` (default 0).
-    log_det: ``"closed_form"`` (default, Theorem 3.3), ``"trace"``, ``"exact"`` or ``"none"``.
+    step_size: ε > 0. bandwidth: RBF σ > 0, or ``"median"`` / ``"authors"`` / ``"paper"``
+    (recomputed every step, see :func:`bandwidth_heuristic`). log_prob: ``log q^0(a^0)``,
+    ``[batch, m]`` (default 0). log_det: ``"closed_form"`` (default, Theorem 3.3), ``"trace"``,
+    ``"exact"`` or ``"none"``. self_term: which derivative of a particle's own term enters
+    ``∇h``: ``"frozen"``, ``"dropped"`` (002's Theorem 3.3) or ``"hessian"`` (needs a score
+    differentiable by autograd); see the module docstring. warn: warn (``RuntimeWarning``) when
+    the diagnostic says the tracked entropy no longer follows the particles.
 
-    Returns :class:`ParticleResult` with ``log_prob = log q^0 - Σ_l log|det(I + ε ∇_x h_Q)|``.
-    Autograd flows through the steps (e.g. to ``q^0``'s parameters or the target's).
+    Returns :class:`ParticleResult` with ``log_prob = log q^0 - Σ_l log|det(I + ε ∇h)|`` and
+    the per-step diagnostics. Autograd flows through the steps (e.g. to ``q^0``'s parameters or
+    the target's). ValueError if the run produces NaN or Inf (naming score or step_size).
     """
     a, unbatched = _check_particles(particles)
     fn = resolve_score(score, energy)
     step_size = _check_positive(step_size, "step_size")
     n_steps = _check_steps(n_steps)
     _check_log_det(log_det, LOG_DET_METHODS)
+    if self_term not in SELF_TERMS:
+        raise ValueError(f"self_term must be one of {SELF_TERMS}, got {self_term!r}")
     if isinstance(bandwidth, str):
         if bandwidth not in BANDWIDTH_HEURISTICS:
             raise ValueError(
@@ -395,17 +571,108 @@ def svgd(
     else:
         _check_positive(bandwidth, "bandwidth")
     lp0 = _check_log_prob(log_prob, a.shape[:-1], unbatched, a)
+    a0, m, d = a, a.shape[-2], a.shape[-1]
     total = a.new_zeros(a.shape[:-1])
+    change, movement = [], []
     for _ in range(n_steps):
-        a, ld = svgd_step(a, fn, step_size, bandwidth, log_det)
+        a, ld, hm, sigma = _step(a, fn, step_size, bandwidth, log_det, self_term)
         total = total + ld
-    return _finish(a, lp0 - total, total, unbatched)
+        with torch.no_grad():
+            change.append(ld.mean(-1))  # estimated entropy change of this step (nats)
+            sig = sigma.view(-1) if isinstance(sigma, Tensor) else sigma
+            movement.append(hm.norm(dim=-1).mean(-1) * (step_size / m / sig))
+    diag = _diagnostics(change, movement, d, a.shape[0], a.new_empty(0))
+    _check_run_finite(a, total, diag.movement if n_steps else None, fn, a0, step_size, "svgd")
+    if warn and n_steps and log_det != "none":
+        _warn_if_drifting(diag)
+    return _finish(a, lp0 - total, total, unbatched, diag)
+
+
+# ---- diagnostics -----------------------------------------------------------------------------
+
+
+@dataclass
+class Diagnostics:
+    """Per-step record of a particle run, ``[n_steps, batch]`` each (``[n_steps]`` unbatched).
+
+    entropy_change: estimated entropy change of each step, ``mean_i log|det|`` (nats).
+    movement: mean particle move of each step, ``mean_i ‖a_i^{l+1} - a_i^l‖ / σ`` (in kernel
+        widths; in the data's units for samplers without a kernel).
+    drift_ratio: ``|entropy_change| / (d · movement)``: nats of estimated entropy change per
+        kernel width of movement per dimension. While SVGD transports its particles this stays
+        of order 1; when the particles settle into a fixed configuration it grows without bound
+        while the estimate keeps changing (module docstring, "Where the closed form holds").
+    """
+
+    entropy_change: Tensor
+    movement: Tensor
+    drift_ratio: Tensor
+
+
+def _diagnostics(change: list, movement: list, d: int, batch: int, like: Tensor) -> Diagnostics:
+    if not change:
+        empty = like.new_zeros(0, batch)
+        return Diagnostics(empty, empty, empty)
+    ch, mv = torch.stack(change), torch.stack(movement)
+    ratio = ch.abs() / (d * mv).clamp_min(torch.finfo(mv.dtype).tiny)
+    return Diagnostics(ch, mv, ratio)
+
+
+def _warn_if_drifting(diag: Diagnostics) -> None:
+    """RuntimeWarning if, over the last tenth of the steps, the estimate drifted while the
+    particles hardly moved (median drift ratio above :data:`DRIFT_RATIO_LIMIT`)."""
+    n = diag.drift_ratio.shape[0]
+    tail = diag.drift_ratio[n - max(1, n // 10) :]
+    ratio = tail.median(0).values
+    if (ratio > DRIFT_RATIO_LIMIT).any():
+        worst = float(ratio.max())
+        drift = float(diag.entropy_change[n - max(1, n // 10) :].mean(0).abs().max())
+        warnings.warn(
+            f"svgd: the tracked entropy changes by {drift:.2g} nats per step while the particles "
+            f"hardly move (drift ratio {worst:.3g} > {DRIFT_RATIO_LIMIT:g}): the particles have "
+            "settled and the closed-form estimate no longer follows their marginal entropy. "
+            "Use fewer steps or a wider kernel (see ParticleResult.diagnostics).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _check_run_finite(
+    a: Tensor,
+    total: Tensor,
+    movement: Tensor | None,
+    score: Score,
+    a0: Tensor,
+    step_size: float,
+    name: str,
+) -> None:
+    """ValueError naming score or step_size if a run ended with NaN/Inf (one check per run)."""
+    if bool(torch.isfinite(total).all()) and bool(torch.isfinite(a).all()):
+        return
+    with torch.no_grad():
+        s0 = score(a0.detach())
+    if not bool(torch.isfinite(s0).all()):
+        raise ValueError(f"{name}: score returned NaN or Inf at the initial particles")
+    where = ""
+    if movement is not None:
+        bad = (~torch.isfinite(movement)).any(-1).nonzero()
+        if bad.numel():
+            where = f" at step {int(bad[0]) + 1}"
+    raise ValueError(
+        f"{name}: the particles or their log-density became NaN or Inf{where}: the step_size "
+        f"({step_size:g}) is too large for this target (the particles diverged) or the score "
+        "returned NaN/Inf away from the initial particles"
+    )
 
 
 def entropy_estimate(log_prob: Tensor) -> Tensor:
     """Entropy ``H ≈ -mean_i log q^L(a_i^L)`` (002 eq. 11); ``log_prob: [batch, m] -> [batch]``
-    (``[m]`` -> scalar)."""
+    (``[m]`` -> scalar). ValueError if ``log_prob`` holds NaN or Inf."""
     if not isinstance(log_prob, Tensor) or log_prob.dim() not in (1, 2):
         got = tuple(log_prob.shape) if isinstance(log_prob, Tensor) else type(log_prob).__name__
         raise ValueError(f"log_prob must have shape [batch, m] or [m], got {got}")
+    if log_prob.shape[-1] == 0:
+        raise ValueError("log_prob must hold at least one particle, got m = 0")
+    if not bool(torch.isfinite(log_prob).all()):
+        raise ValueError("log_prob contains NaN or Inf values; expected finite log-densities")
     return -log_prob.mean(-1)
