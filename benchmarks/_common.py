@@ -47,3 +47,49 @@ def write_results(out, name: str, result: dict, markdown: str) -> None:
     (out / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     (out / f"{name}.md").write_text(markdown)
     print(markdown)
+
+
+def interleaved_ratios(
+    pairs: dict, rounds: int, calls: int, warmup: int = 3
+) -> dict[str, dict[str, float]]:
+    """Time ``pairs[name] = (ours, reference)`` (zero-argument callables) in interleaved rounds.
+
+    Each round runs, for every row in turn, ``calls`` calls of one side then of the other
+    (the side that goes first alternates between rounds), so both sides see the same machine
+    state.  Returns per row the medians of the per-call times (ms) and the median and
+    quartiles of the per-round ratios ours / reference.
+    """
+    import time
+
+    import numpy as np
+
+    for ours, ref in pairs.values():
+        for _ in range(warmup):
+            ours()
+            ref()
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in pairs}
+    for r in range(rounds):
+        for name, (ours, ref) in pairs.items():
+            spent = {}
+            for side, fn in (
+                (("ours", ours), ("ref", ref)) if r % 2 == 0 else (("ref", ref), ("ours", ours))
+            ):
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                spent[side] = (time.perf_counter() - t0) / calls
+            times[name].append((spent["ours"], spent["ref"]))
+    out = {}
+    for name, rows in times.items():
+        a = np.array(rows)
+        ratio = a[:, 0] / a[:, 1]
+        out[name] = {
+            "ours_ms": float(np.median(a[:, 0]) * 1e3),
+            "hand_ms": float(np.median(a[:, 1]) * 1e3),
+            "ratio_median": float(np.median(ratio)),
+            "ratio_q25": float(np.quantile(ratio, 0.25)),
+            "ratio_q75": float(np.quantile(ratio, 0.75)),
+            "rounds": rounds,
+            "calls_per_round": calls,
+        }
+    return out

@@ -76,6 +76,10 @@ class BenchConfig:
     """Repeated whole-batch estimates for the VAE variance (each one is also timed)."""
     vae_vec_rows: int = 1008
     """Rows (42 copies of the 24-row batch) for the VAE vectorized timing."""
+    same_graph_rounds: int = 30
+    """Interleaved rounds of the comparison with the hand-written graphs."""
+    same_graph_calls: int = 20
+    """Calls per side and round at VAE size (10x on the toy)."""
 
     @staticmethod
     def full(seed: int = 0) -> BenchConfig:
@@ -93,6 +97,8 @@ class BenchConfig:
             train_steps=200,
             vae_repeats=40,
             vae_vec_rows=240,
+            same_graph_rounds=8,
+            same_graph_calls=5,
         )
 
 
@@ -347,6 +353,210 @@ def stochgrad_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]
     vae_row("relax (untrained: REBAR term + MLP r_ρ, scale 1)", v_relax)
     vae_row("dlax (untrained, same control variate as relax)", v_dlax)
     return {"toy": toy, "vae": vae}
+
+
+# ================================================================================================
+# the limit: the same graphs written by hand in plain PyTorch (issue 9 section 6)
+# ================================================================================================
+
+EPS32 = torch.finfo(torch.float32).eps
+
+
+def _hand_noise(shape: torch.Size, gen: torch.Generator) -> Tensor:
+    return torch.rand(shape, generator=gen).clamp_(EPS32, 1 - EPS32)
+
+
+def _hand_conditional(leaf: Tensor, b: Tensor, u: Tensor) -> Tensor:
+    """z̃ ~ p(z | b, θ) with tied noise (003 App. A, intervals as in relaxations.py)."""
+    p1, p0 = torch.sigmoid(leaf), torch.sigmoid(-leaf)
+    top = b > 0.5
+    with torch.no_grad():
+        v = torch.where(top, (u - p0) / p1, u / p0).clamp_(EPS32, 1 - EPS32)
+    log_u = torch.where(top, torch.log(p0 + v * p1), torch.log(v) + F.logsigmoid(-leaf))
+    log_1mu = torch.where(top, F.logsigmoid(leaf) + torch.log1p(-v), torch.log1p(-v * p0))
+    return leaf + log_u - log_1mu
+
+
+def _hand_cv_pair(z1: Tensor, z2: Tensor, f, eta, log_lam, net, scale) -> tuple[Tensor, Tensor]:
+    """c = η f(σ_λ(z)) [+ s · net(z)] at z1 and z2 (the net on both in one call)."""
+    c1 = c2 = 0.0
+    if eta is not None:
+        lam = log_lam.exp()
+        c1, c2 = eta * f(torch.sigmoid(z1 / lam)), eta * f(torch.sigmoid(z2 / lam))
+    if net is not None:
+        both = scale * net(torch.cat([z1, z2])).squeeze(-1)
+        c1, c2 = c1 + both[: z1.shape[0]], c2 + both[z1.shape[0] :]
+    return c1, c2
+
+
+def hand_estimate(
+    name: str, leaf: Tensor, f, gen: torch.Generator, baseline=None, cv: tuple = ()
+) -> Tensor:
+    """ĝ (per example) w.r.t. Bernoulli logits ``leaf`` for reinforce / relax / dlax, by hand.
+
+    ``cv = (eta, log_lam, net, scale)``; ĝ keeps its φ-dependence (the variance objective needs
+    it), exactly as the library's surrogate does.
+    """
+    u = _hand_noise(leaf.shape, gen)
+    z = leaf + torch.log(u) - torch.log1p(-u)  # 003 App. A
+    b = (z.detach() > 0).to(leaf.dtype)
+    log_p = -F.binary_cross_entropy_with_logits(leaf, b, reduction="none").sum(-1)
+    fb = f(b)
+    if name == "reinforce":  # 003 eq. 2
+        per = (fb if baseline is None else fb - baseline) * log_p
+    elif name == "relax":  # 003 eq. 10, tied noise
+        c, c_tilde = _hand_cv_pair(z, _hand_conditional(leaf, b, u), f, *cv)
+        per = (fb - c_tilde) * (log_p - log_p.detach()) + c - c_tilde
+    else:  # dlax, 004 eq. 7 with c's pathwise term through z only
+        z_fixed = z.detach()
+        y = z_fixed - leaf
+        log_p_z = (-F.softplus(y) - F.softplus(-y)).sum(-1)
+        c, c_fixed = _hand_cv_pair(z, z_fixed, f, *cv)
+        per = fb * log_p - c_fixed * (log_p_z - log_p_z.detach()) + c - c_fixed
+    return torch.autograd.grad(per.sum(), leaf)[0]
+
+
+def hand_lax(leaf: Tensor, f, net, scale) -> Tensor:
+    """LAX (003 eq. 8) on Normal(leaf, 1) latents, by hand."""
+    dist = torch.distributions.Normal(leaf, 1.0)
+    b = dist.rsample()
+    b_fixed = b.detach()
+    log_p = dist.log_prob(b_fixed).sum(-1)
+    fb = f(b_fixed)
+    c, c_fixed = _hand_cv_pair(b, b_fixed, f, None, None, net, scale)
+    per = (fb - c_fixed) * (log_p - log_p.detach()) + c - c_fixed
+    return torch.autograd.grad(per.sum(), leaf)[0]
+
+
+def same_graph_rows(cfg: BenchConfig, problem: dict) -> dict[str, dict[str, dict]]:
+    """Each estimator against the same graph by hand: same noise, same f, interleaved rounds.
+
+    Before timing, both sides run once on the same noise and must give the same ĝ.
+    """
+    from _common import interleaved_ratios
+
+    from stochgrad.estimators import (
+        BernoulliRelaxation,
+        ConcreteControlVariate,
+        NeuralControlVariate,
+        dlax,
+        lax,
+        mlp,
+        reinforce,
+        relax,
+        reparameterization,
+    )
+
+    f_vae = vae_objective(problem)
+    logits0 = problem["logits"]
+    torch.manual_seed(cfg.seed)
+    concrete = ConcreteControlVariate("bernoulli", eta=1.0, temperature=0.5)
+    net = NeuralControlVariate(mlp(200, (200,), 1), scale=1.0)
+    toy_concrete = ConcreteControlVariate("bernoulli", eta=1.0, temperature=0.5)
+    cv_concrete = (concrete.eta, concrete.log_temperature, None, None)
+    cv_full = (concrete.eta, concrete.log_temperature, net.net, net.scale)
+    baseline = torch.tensor(540.0)  # a fixed number near E[f]
+
+    def ours_fn(estimator, logits, f, cv=None, base=None):
+        def run(gen):
+            leaf = logits.clone().requires_grad_(True)
+            dist = BernoulliRelaxation(logits=leaf)
+            if estimator is reinforce:
+                est = reinforce(dist, f, base, generator=gen)
+            else:
+                est = estimator(dist, f, cv, generator=gen)
+            return torch.autograd.grad(est.per_example.sum(), leaf)[0]
+
+        return run
+
+    def hand_fn(name, logits, f, cv=(), base=None):
+        def run(gen):
+            leaf = logits.clone().requires_grad_(True)
+            return hand_estimate(name, leaf, f, gen, base, cv)
+
+        return run
+
+    def normal_ours(estimator):
+        def run(gen):
+            leaf = logits0.clone().requires_grad_(True)
+            dist = torch.distributions.Normal(leaf, 1.0)
+            est = lax(dist, f_vae, net) if estimator is lax else reparameterization(dist, f_vae)
+            return torch.autograd.grad(est.per_example.sum(), leaf)[0]
+
+        return run
+
+    def normal_hand(name):
+        def run(gen):
+            leaf = logits0.clone().requires_grad_(True)
+            if name == "lax":
+                return hand_lax(leaf, f_vae, net.net, net.scale)
+            b = torch.distributions.Normal(leaf, 1.0).rsample()
+            return torch.autograd.grad(f_vae(b).sum(), leaf)[0]
+
+        return run
+
+    toy_logits = torch.full((1, 1), THETA)
+    toy_cv = (toy_concrete.eta, toy_concrete.log_temperature, None, None)
+    rows = {
+        "toy": {
+            "reinforce": (
+                ours_fn(reinforce, toy_logits, toy_f),
+                hand_fn("reinforce", toy_logits, toy_f),
+            ),
+            "rebar": (
+                ours_fn(relax, toy_logits, toy_f, toy_concrete),
+                hand_fn("relax", toy_logits, toy_f, toy_cv),
+            ),
+        },
+        "vae": {
+            "reinforce": (ours_fn(reinforce, logits0, f_vae), hand_fn("reinforce", logits0, f_vae)),
+            "reinforce + number baseline": (
+                ours_fn(reinforce, logits0, f_vae, base=540.0),
+                hand_fn("reinforce", logits0, f_vae, base=baseline),
+            ),
+            "rebar": (
+                ours_fn(relax, logits0, f_vae, concrete),
+                hand_fn("relax", logits0, f_vae, cv_concrete),
+            ),
+            "relax (REBAR term + MLP)": (
+                ours_fn(relax, logits0, f_vae, concrete + net),
+                hand_fn("relax", logits0, f_vae, cv_full),
+            ),
+            "dlax (REBAR term + MLP)": (
+                ours_fn(dlax, logits0, f_vae, concrete + net),
+                hand_fn("dlax", logits0, f_vae, cv_full),
+            ),
+            "lax (Normal latents, MLP)": (normal_ours(lax), normal_hand("lax")),
+            "reparameterization (Normal latents)": (
+                normal_ours(reparameterization),
+                normal_hand("reparameterization"),
+            ),
+        },
+    }
+    out: dict[str, dict[str, dict]] = {}
+    for problem_name, pairs in rows.items():
+        timed_pairs = {}
+        for name, (ours, hand) in pairs.items():
+            torch.manual_seed(cfg.seed)
+            g_ours = ours(torch.Generator().manual_seed(cfg.seed))
+            torch.manual_seed(cfg.seed)
+            g_hand = hand(torch.Generator().manual_seed(cfg.seed))
+            torch.testing.assert_close(g_ours, g_hand, rtol=1e-4, atol=1e-4, msg=name)
+            gens = (
+                torch.Generator().manual_seed(cfg.seed),
+                torch.Generator().manual_seed(cfg.seed),
+            )
+            timed_pairs[name] = (
+                lambda ours=ours, g=gens[0]: ours(g),
+                lambda hand=hand, g=gens[1]: hand(g),
+            )
+        out[problem_name] = interleaved_ratios(
+            timed_pairs,
+            rounds=cfg.same_graph_rounds,
+            calls=cfg.same_graph_calls * (10 if problem_name == "toy" else 1),
+            warmup=cfg.warmup,
+        )
+    return out
 
 
 # ================================================================================================

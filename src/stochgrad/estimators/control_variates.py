@@ -112,6 +112,14 @@ class ConcreteControlVariate(ControlVariate):
     def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
         return self.eta * f(self.relax(z))
 
+    def pair(
+        self, z1: Tensor, z2: Tensor, f: Objective, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        lam = self.temperature  # one exp for both points
+        return self.eta * f(concrete(z1, self.kind, lam)), self.eta * f(
+            concrete(z2, self.kind, lam)
+        )
+
 
 class RelaxedInput(nn.Module):
     """σ_λ(z) with a learnable temperature λ, per unit: sigmoid(z/λ) for Bernoulli units,

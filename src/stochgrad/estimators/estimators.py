@@ -40,6 +40,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import torch
@@ -61,8 +62,7 @@ _DISCRETE = (
 class Estimate:
     """Result of an estimator.
 
-    surrogate: scalar whose gradient is ĝ (mean or sum over the batch, see ``reduction``).
-    per_example: ``[batch]`` surrogates before reduction.
+    per_example: ``[batch]`` surrogates; ``surrogate`` reduces them (computed on first access).
     sample: b, ``[batch, ...]`` (detached; indices ``[batch, ...]`` for a torch ``Categorical``
     in ``reinforce``).
     f: f(b), ``[batch]`` (detached).
@@ -71,7 +71,6 @@ class Estimate:
     reduction: ``"mean"`` or ``"sum"``, how ``surrogate`` reduces ``per_example``.
     """
 
-    surrogate: Tensor
     per_example: Tensor
     sample: Tensor
     f: Tensor
@@ -80,11 +79,18 @@ class Estimate:
     z_tilde: Tensor | None = None
     reduction: str = "mean"
 
+    @cached_property
+    def surrogate(self) -> Tensor:
+        """Scalar whose gradient is ĝ: the mean (or sum) of ``per_example`` over the batch."""
+        if self.reduction == "mean":
+            return self.per_example.mean()
+        return self.per_example.sum()
+
 
 def _sum_units(x: Tensor, batch: int) -> Tensor:
     """Sum a per-unit tensor ``[batch, ...]`` to ``[batch]``."""
-    if x.dim() == 1:
-        return x
+    if x.dim() <= 2:
+        return x if x.dim() == 1 else x.sum(-1)
     return x.reshape(batch, -1).sum(-1)
 
 
@@ -118,10 +124,7 @@ def _finish(
 ) -> Estimate:
     if fb.requires_grad:  # 004 eq. 11: f depends on θ or ω directly, add its pathwise gradient
         per_example = per_example + fb
-    surrogate = per_example.mean() if reduction == "mean" else per_example.sum()
-    return Estimate(
-        surrogate, per_example, b.detach(), fb.detach(), log_prob, reduction=reduction, **extra
-    )
+    return Estimate(per_example, b.detach(), fb.detach(), log_prob, reduction=reduction, **extra)
 
 
 def _check_baseline(baseline: object, batch: int) -> Tensor | float:
@@ -225,8 +228,7 @@ def reparameterization(
     batch = check_batch(b, "dist batch shape")
     fb = evaluate_f(f, b, batch)
     log_p = _sum_units(dist.log_prob(b.detach()), batch)
-    surrogate = fb.mean() if reduction == "mean" else fb.sum()
-    return Estimate(surrogate, fb, b.detach(), fb.detach(), log_p, reduction=reduction)
+    return Estimate(fb, b.detach(), fb.detach(), log_p, reduction=reduction)
 
 
 def lax(
@@ -293,8 +295,21 @@ def relax(
     ``Categorical``); a control variate that evaluates f (REBAR) passes it relaxed vectors.
     REBAR is the special case ``control_variate = ConcreteControlVariate(...)``.
     """
+    return _relax(dist, f, control_variate, cond, tied_noise, reduction, generator, "relax")
+
+
+def _relax(
+    dist: Relaxation | torch.distributions.Distribution,
+    f: Objective,
+    control_variate: ControlVariate,
+    cond: Tensor | None,
+    tied_noise: bool,
+    reduction: str,
+    generator: torch.Generator | None,
+    name: str,
+) -> Estimate:
     relaxation, z, b, _, log_p, fb = _relaxed_sample(
-        dist, f, generator, "relax", control_variate, reduction
+        dist, f, generator, name, control_variate, reduction
     )
     z_tilde = relaxation.conditional_z(b, z if tied_noise else None, generator)
     c, c_tilde = _pair(control_variate, z, z_tilde, f, cond)
@@ -318,16 +333,7 @@ def rebar(
     receives b (0/1 or one-hot floats) and the relaxed vectors σ_λ(z), σ_λ(z̃) of the same
     shape.
     """
-    _check_control_variate(control_variate, "rebar")
-    return relax(
-        dist,
-        f,
-        control_variate,
-        cond,
-        tied_noise=tied_noise,
-        reduction=reduction,
-        generator=generator,
-    )
+    return _relax(dist, f, control_variate, cond, tied_noise, reduction, generator, "rebar")
 
 
 def dlax(

@@ -39,7 +39,7 @@ def _uniform(shape: torch.Size, like: Tensor, generator: torch.Generator | None)
     """U(0, 1) noise kept away from {0, 1} so that logit/log stay finite."""
     eps = torch.finfo(like.dtype).eps
     u = torch.rand(shape, dtype=like.dtype, device=like.device, generator=generator)
-    return u.clamp(eps, 1 - eps)
+    return u.clamp_(eps, 1 - eps)
 
 
 class Relaxation(Protocol):
@@ -104,18 +104,18 @@ class BernoulliRelaxation:
         logits = self.logits
         p1 = torch.sigmoid(logits)  # θ = P(b = 1) = width of the interval for b = 1
         p0 = torch.sigmoid(-logits)  # 1 - θ = threshold on u
+        top = b > 0.5
         if z is None:
             v = _uniform(logits.shape, logits, generator)
         else:
             with torch.no_grad():
                 u = torch.sigmoid(z - logits)
-                v = torch.where(b > 0.5, (u - p0) / p1, u / p0)
                 eps = torch.finfo(logits.dtype).eps
-                v = v.clamp(eps, 1 - eps)
+                v = torch.where(top, (u - p0) / p1, u / p0).clamp_(eps, 1 - eps)
         # u' | b=1 ~ U(1-θ, 1), u' | b=0 ~ U(0, 1-θ); logit(u') computed stably.
         log_p0, log_p1 = F.logsigmoid(-logits), F.logsigmoid(logits)
-        log_u = torch.where(b > 0.5, torch.log(p0 + v * p1), torch.log(v) + log_p0)
-        log_1mu = torch.where(b > 0.5, log_p1 + torch.log1p(-v), torch.log1p(-v * p0))
+        log_u = torch.where(top, torch.log(p0 + v * p1), torch.log(v) + log_p0)
+        log_1mu = torch.where(top, log_p1 + torch.log1p(-v), torch.log1p(-v * p0))
         return logits + log_u - log_1mu
 
     def log_prob(self, b: Tensor) -> Tensor:
