@@ -18,7 +18,9 @@
    (1 = monotone everywhere), ``spearman.{family}.l{L}_m{m}`` the one of each cell.
 
 Every estimate is the mean over ``n_sets`` (``grid_sets``) independent particle sets, run as one
-batch ``[sets, m, 2]``. The part-3 estimates are also written to ``grid.json`` in the run
+batch ``[sets, m, 2]``, with the ``self_term`` variant of the config (recorded in results.json);
+``drift_ratio.svgd.sigma_*`` is svgd's diagnostic at the end of each part-2 run (above
+``stochgrad.entropy.svgd.DRIFT_RATIO_LIMIT`` the estimate no longer follows the particles). The part-3 estimates are also written to ``grid.json`` in the run
 directory; ``metrics.csv`` has the part-1 estimates after every step.
 """
 
@@ -38,7 +40,7 @@ from scipy.stats import spearmanr
 from torch import Tensor
 
 from ..entropy import dld, entropy_estimate, hmc, sgld, svgd, svgd_step
-from ..entropy.svgd import LOG_DET_METHODS
+from ..entropy.svgd import DEFAULT_SELF_TERM, LOG_DET_METHODS, SELF_TERMS
 from ..runner.config import require_positive
 from ..runner.registry import register
 from ..targets import CircleMixture, Gaussian, isotropic_gaussian, paper_gaussian
@@ -64,6 +66,8 @@ class SVGDEntropyConfig:
     """Independent particle sets averaged in parts 1 and 2."""
     log_det: str = "closed_form"
     """SVGD log-determinant: closed_form (Theorem 3.3), trace (Theorem 3.1) or exact."""
+    self_term: str = DEFAULT_SELF_TERM
+    """SVGD self term of the log-determinant: frozen, dropped (002's Theorem 3.3) or hessian."""
     langevin_log_det: str = "trace"
     """SGLD/DLD/HMC log-determinant: trace (eq. 11, as in 002) or exact."""
     hmc_leapfrog: int = 1
@@ -118,6 +122,8 @@ def _check(cfg: SVGDEntropyConfig) -> None:
         raise ValueError("gmm_bandwidth must be > 0 and gmm_radius >= 0")
     if cfg.log_det not in LOG_DET_METHODS[:3]:
         raise ValueError(f"log_det must be one of {LOG_DET_METHODS[:3]}, got {cfg.log_det!r}")
+    if cfg.self_term not in SELF_TERMS:
+        raise ValueError(f"self_term must be one of {SELF_TERMS}, got {cfg.self_term!r}")
     if cfg.langevin_log_det not in ("trace", "exact"):
         raise ValueError(f"langevin_log_det must be trace or exact, got {cfg.langevin_log_det!r}")
     for key in ("sigmas", "gaussian_variances"):
@@ -170,7 +176,8 @@ def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
         for name in SAMPLERS:
             a, lp = state[name]
             if name == "svgd":
-                a, ld = svgd_step(a, target.score, cfg.step_size, cfg.bandwidth, cfg.log_det)
+                a, ld = svgd_step(a, target.score, cfg.step_size, cfg.bandwidth, cfg.log_det,
+                                  self_term=cfg.self_term)  # fmt: skip
                 state[name] = (a, lp - ld)
             else:
                 res = moves[name](a, lp)
@@ -182,19 +189,24 @@ def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
         metrics[f"entropy.{name}"] = per_set.mean().item()
         metrics[f"abs_err.{name}"] = abs(metrics[f"entropy.{name}"] - metrics["entropy.true"])
     metrics["entropy_se.svgd"] = _se(entropy_estimate(state["svgd"][1]))
-    # 002's Theorem 3.3 sums over j != i: it drops the self term ε d/(m σ²) of every step
-    self_term = cfg.step_size * cfg.n_steps * 2 / (cfg.n_particles * cfg.bandwidth**2)
-    metrics["entropy.svgd_paper_formula"] = metrics["entropy.svgd"] - self_term
+    # 002's Theorem 3.3 sums over j != i (self_term="dropped"): per step, "frozen" adds
+    # ε d/(m σ²) to it and "hessian" ε tr∇s/m = -ε tr Σ⁻¹/m (a Gaussian target)
+    per_step = {"frozen": 2 / cfg.bandwidth**2, "dropped": 0.0,
+                "hessian": -float(target.precision.trace())}[cfg.self_term]  # fmt: skip
+    offset = cfg.step_size * cfg.n_steps * per_step / cfg.n_particles
+    metrics["entropy.svgd_paper_formula"] = metrics["entropy.svgd"] - offset
     _figure_samplers(cfg, ctx, target, a0, state, metrics)
 
     # ---- 2. kernel bandwidth (Fig. 4b, 9) ----------------------------------------------------
     finals = {}
     for sigma in ctx.progress(cfg.sigmas, desc="svgd-entropy bandwidth"):
         res = svgd(a0, target.score, step_size=cfg.step_size, n_steps=cfg.n_steps,
-                   bandwidth=float(sigma), log_prob=lp0, log_det=cfg.log_det)  # fmt: skip
+                   bandwidth=float(sigma), log_prob=lp0, log_det=cfg.log_det,
+                   self_term=cfg.self_term, warn=False)  # fmt: skip
         h = entropy_estimate(res.log_prob).mean().item()
         metrics[f"entropy.svgd.{sigma_key(sigma)}"] = h
         metrics[f"abs_err.svgd.{sigma_key(sigma)}"] = abs(h - metrics["entropy.true"])
+        metrics[f"drift_ratio.svgd.{sigma_key(sigma)}"] = _final_drift_ratio(res)
         finals[sigma] = res.particles[0]
     _figure_bandwidth(cfg, ctx, target, finals, metrics)
 
@@ -226,7 +238,7 @@ def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
             for _, t, eps, bw in targets:
                 b0, blp0 = _initial(cfg, cfg.grid_sets, m, gen)
                 res = svgd(b0, t.score, step_size=eps, n_steps=n, bandwidth=bw, log_prob=blp0,
-                           log_det=cfg.log_det)  # fmt: skip
+                           log_det=cfg.log_det, self_term=cfg.self_term, warn=False)  # fmt: skip
                 est.append(entropy_estimate(res.log_prob).mean().item())
             grid[fam][(n, m)] = est
             params = [x for x, _, _, _ in targets]  # M or v; the true entropy grows with both
@@ -243,6 +255,14 @@ def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
     }
     (ctx.out_dir / "grid.json").write_text(json.dumps(table, indent=1))
     return metrics
+
+
+def _final_drift_ratio(res) -> float:
+    """Median over sets of svgd's drift diagnostic over the last tenth of the steps (svgd warns
+    above ``DRIFT_RATIO_LIMIT``: the estimate no longer follows the particles)."""
+    ratio = res.diagnostics.drift_ratio
+    n = ratio.shape[0]
+    return ratio[n - max(1, n // 10) :].median(0).values.median().item()
 
 
 def _se(x: Tensor) -> float:
