@@ -14,14 +14,16 @@ from torch import Tensor, nn
 from ..nn import input_gradient, mlp, supports_input_gradient
 
 PARAMETERIZATIONS = ("residual", "gradient")
-SIGMA_INPUTS = ("signed", "abs", "none")
+SIGMA_INPUTS = ("signed", "abs", "square", "none")
 
 
 class ScoreNetwork(nn.Module):
     """f(x; σ, cond) ∈ R^d, either output directly (``"residual"``) or as f = ∇_x ψ(x; σ, cond)
     of a scalar potential ψ (``"gradient"``, 000 App. D.1; needed for log-densities).
 
-    ``sigma_input``: feed σ (``"signed"``), |σ| (``"abs"``, App. D.2) or nothing (``"none"``).
+    ``sigma_input``: feed σ (``"signed"``), |σ| (``"abs"``, App. D.2), σ² (``"square"``, not in
+    the paper: f* is even in σ, about linear in σ² near 0) or nothing (``"none"``); the fed value
+    is ``sigma_scale`` · σ (squared after scaling for ``"square"``).
     """
 
     def __init__(
@@ -61,7 +63,9 @@ class ScoreNetwork(nn.Module):
             if sigma is None:
                 sigma = x.new_zeros(())
             sigma = sigma.abs() if self.sigma_input == "abs" else sigma
-            parts.append((self.sigma_scale * sigma).to(x.dtype).expand(*x.shape[:-1], 1))
+            feature = self.sigma_scale * sigma
+            feature = feature**2 if self.sigma_input == "square" else feature
+            parts.append(feature.to(x.dtype).expand(*x.shape[:-1], 1))
         if self.cond_dim:
             if cond is None or cond.shape[-1] != self.cond_dim:
                 raise ValueError(
@@ -268,7 +272,9 @@ class ARDAE(nn.Module):
             extrapolate = (a, b)
         self.extrapolate = extrapolate
         if sigma_input == "none":
-            raise ValueError("AR-DAE is conditioned on σ: sigma_input must be 'signed' or 'abs'")
+            raise ValueError(
+                "AR-DAE is conditioned on σ: sigma_input must be 'signed' or 'abs' (or 'square')"
+            )
         self.delta = _check_sigma(delta, "delta")
         self.scale = _check_sigma(scale, "scale")
         self.delta_scale = None if delta_scale is None else _check_sigma(delta_scale, "delta_scale")
