@@ -26,7 +26,9 @@ def check_tensor(x: object, name: str, floating: bool = False) -> Tensor:
 def check_finite(x: Tensor, name: str) -> Tensor:
     """Raise ``ValueError`` naming ``name`` if ``x`` holds NaN or Inf (one reduction)."""
     check_tensor(x, name)
-    if x.is_floating_point() and not math.isfinite(x.detach().sum().item()):
+    if x.is_floating_point() and not math.isfinite(
+        x.item() if x.numel() == 1 else x.detach().sum().item()
+    ):
         if torch.isnan(x).any():
             raise ValueError(f"{name} contains NaN values; expected finite numbers")
         if torch.isinf(x).any():

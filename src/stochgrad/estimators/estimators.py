@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
 
@@ -74,10 +74,17 @@ class Estimate:
     per_example: Tensor
     sample: Tensor
     f: Tensor
-    log_prob: Tensor
+    log_prob_or_fn: Tensor | Callable[[], Tensor] = field(repr=False)
+    """log p(b|θ), or a function computing it on first access of ``log_prob``."""
     z: Tensor | None = None
     z_tilde: Tensor | None = None
     reduction: str = "mean"
+
+    @cached_property
+    def log_prob(self) -> Tensor:
+        """log p(b|θ) summed over units, ``[batch]`` (attached to θ)."""
+        lp = self.log_prob_or_fn
+        return lp() if callable(lp) else lp
 
     @cached_property
     def surrogate(self) -> Tensor:
@@ -124,7 +131,9 @@ def _finish(
 ) -> Estimate:
     if fb.requires_grad:  # 004 eq. 11: f depends on θ or ω directly, add its pathwise gradient
         per_example = per_example + fb
-    return Estimate(per_example, b.detach(), fb.detach(), log_prob, reduction=reduction, **extra)
+    if b.requires_grad:
+        b = b.detach()
+    return Estimate(per_example, b, fb.detach(), log_prob, reduction=reduction, **extra)
 
 
 def _check_baseline(baseline: object, batch: int) -> Tensor | float:
@@ -227,8 +236,12 @@ def reparameterization(
     b = dist.rsample()
     batch = check_batch(b, "dist batch shape")
     fb = evaluate_f(f, b, batch)
-    log_p = _sum_units(dist.log_prob(b.detach()), batch)
-    return Estimate(fb, b.detach(), fb.detach(), log_p, reduction=reduction)
+    b_fixed = b.detach()
+
+    def log_p() -> Tensor:  # not needed for ĝ: computed only if asked for
+        return _sum_units(dist.log_prob(b_fixed), batch)
+
+    return Estimate(fb, b_fixed, fb.detach(), log_p, reduction=reduction)
 
 
 def lax(

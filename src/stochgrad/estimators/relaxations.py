@@ -91,7 +91,7 @@ class BernoulliRelaxation:
 
     def hard(self, z: Tensor) -> Tensor:
         """b = H(z) = 1[z > 0]."""
-        return (z > 0).to(z.dtype).detach()
+        return (z > 0).to(z.dtype)  # a comparison carries no graph
 
     def conditional_z(
         self, b: Tensor, z: Tensor | None = None, generator: torch.Generator | None = None
@@ -128,8 +128,9 @@ class BernoulliRelaxation:
         return -F.softplus(y) - F.softplus(-y)
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        with torch.no_grad():
-            return self.hard(self.rsample_z(self.sample_noise(generator)))
+        """b ~ p(b|θ) without graph, ``[batch, ...]``."""
+        u = self.sample_noise(generator)
+        return self.hard(self.logits.detach() + torch.log(u) - torch.log1p(-u))
 
 
 class CategoricalRelaxation:
@@ -178,7 +179,7 @@ class CategoricalRelaxation:
 
     def hard(self, z: Tensor) -> Tensor:
         """b = H(z) = one-hot(argmax z)."""
-        return F.one_hot(z.argmax(-1), z.shape[-1]).to(z.dtype).detach()
+        return F.one_hot(z.argmax(-1), z.shape[-1]).to(z.dtype)  # no graph
 
     def conditional_z(
         self, b: Tensor, z: Tensor | None = None, generator: torch.Generator | None = None
@@ -224,8 +225,9 @@ class CategoricalRelaxation:
         return torch.where(mask, 0.0, -y - torch.exp(-y)).sum(-1)
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        with torch.no_grad():
-            return self.hard(self.rsample_z(self.sample_noise(generator)))
+        """b ~ p(b|θ) one-hot without graph, ``[batch, ..., k]``."""
+        u = self.sample_noise(generator)
+        return self.hard(self.log_theta.detach() - torch.log(-torch.log(u)))
 
 
 def as_relaxation(dist: object, estimator: str | None = None) -> Relaxation:
