@@ -20,7 +20,7 @@ overhead is largest) and an S2AC-like energy, a 2 x 256 ELU MLP whose score come
 
 Usage::
 
-    python3 benchmarks/svgd.py [--quick] [--out benchmarks/results] [--seed 0]
+    python3 benchmarks/svgd.py [--quick] [--out benchmarks/results] [--seed 0] [--render]
 
 Writes ``svgd.json`` and ``svgd.md`` under ``--out`` and prints the markdown. All timings use
 ``torch.set_num_threads(1)``, float32 and ``time.perf_counter``; the variants are interleaved
@@ -31,6 +31,7 @@ per-round ratios.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -175,9 +176,13 @@ def markdown(result: dict, marginal: str | None = None) -> str:
         "",
         (
             f"Largest closed-form / best hand-written ratio: **{worst:.2f}** (goal {MAX_RATIO:g}: "
-            f"{verdict}). Our step clamps the kernel exponent at log(tiny) of the dtype, builds the kernel "
-            "in place in the Gram buffer when no gradient is needed, and takes the update, the "
-            "trace and Σ_j k_ij r_ij² from one product k @ [s, c, 1, c·s, ‖c‖²]."
+            f"{verdict}). Our step clamps the kernel exponent at 0.9 log(tiny) of the dtype "
+            "(no subnormals), builds the kernel in place from one baddbmm when no gradient is "
+            "needed, and takes the update and the trace from one product k @ [s - c/σ², c, "
+            "c·(s - c/σ²)] and the row sums of k (c: centred particles). At m = 10 a step is "
+            "about 20 small tensor operations against the hand-written step's 17, a few "
+            "microseconds each on this machine, so the smallest shapes carry the per-operation "
+            "overhead of the log-density and the centring."
         ),
         "",
     ]
@@ -191,7 +196,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 1 minute)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite svgd.md from svgd.json and svgd_marginal.json (no timing)",
+    )
     args = parser.parse_args()
+    if args.render:
+        result = json.loads((args.out / "svgd.json").read_text())
+        write_results(args.out, "svgd", result, markdown(result, load_markdown(args.out)))
+        return
 
     torch.set_num_threads(1)
     load_start = load_average()
