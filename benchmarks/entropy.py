@@ -107,6 +107,9 @@ class BenchConfig:
     """ResidualDAE σ = factor x δ."""
     wide_factors: tuple[float, ...] = (2.0, 4.0)
     """AR-DAE σ prior N(0, (kδ)²) for these k (antithetic, σ/(kδ) input)."""
+    square_factors: tuple[float, ...] = ()
+    """AR-DAE with (σ/(kδ))² as the σ input, n_σ = 2 antithetic, for these k (run on CPU after
+    the main sweep; empty in the sweep itself)."""
     step_cost_rounds: int = 10
     """Interleaved timed rounds per model for the per-step wall time."""
 
@@ -294,6 +297,15 @@ def model_specs(cfg: BenchConfig) -> dict[str, dict]:
             "feat": True,
             "nsig": 2,
         }
+    for k in cfg.square_factors:  # σ² fed instead of σ (``sigma_input="square"``)
+        specs[f"ardae_anti_sq_k{k:g}_n2"] = {
+            "kind": "ardae",
+            "k": k,
+            "anti": True,
+            "feat": True,
+            "nsig": 2,
+            "square": True,
+        }
     for f in cfg.res_sigma_factors:
         specs[f"resdae_s{f:g}"] = {"kind": "resdae", "k": f, "nsig": 1}
     return specs
@@ -309,7 +321,8 @@ def describe(name: str, spec: dict) -> str:
         return f"ResidualDAE, σ = {spec['k']:g}δ"
     parts = ["AR-DAE"]
     parts.append("antithetic" if spec["anti"] else "")
-    parts.append(f"σ/({spec['k']:g}δ) input" if spec["feat"] else "σ input")
+    sq = spec.get("square", False)
+    parts.append(f"(σ/({spec['k']:g}δ)){'²' if sq else ''} input" if spec["feat"] else "σ input")
     parts.append(f"σ ~ N(0, ({spec['k']:g}δ)²)" if spec["k"] != 1 else "σ ~ N(0, δ²)")
     parts.append(f"n_σ = {spec['nsig']}")
     return ", ".join(p for p in parts if p)
@@ -329,6 +342,7 @@ def make_model(cfg: BenchConfig, key: str, name: str) -> torch.nn.Module:
         n_sigma=spec["nsig"],
         antithetic=spec["anti"],
         sigma_feature_scale=1 / scale if spec["feat"] else 1.0,
+        sigma_input="square" if spec.get("square") else "signed",
     )
 
 
@@ -539,76 +553,81 @@ def _loglog_interp(steps: list[int], values: list[float], at: float) -> float:
 
 
 def aggregate(cfg: BenchConfig, records: list[dict], step_ms: dict, refs: dict) -> dict:
-    """Per problem: every model's error (mean ± s.e. over seeds) at every step; the best
-    ResidualDAE σ and best AR-DAE variant/read-out by validation error at the last step; paired
-    differences at equal steps and at equal wall time."""
+    """Per problem: every model's error (mean ± s.e. over the seeds it finished) at every step;
+    the best ResidualDAE σ and best AR-DAE variant/read-out by validation error at the last step
+    over the seeds every model finished; paired differences (over the seeds both finished) at
+    equal steps and at equal wall time."""
     specs, last = model_specs(cfg), str(max(cfg.steps))
+    steps = sorted(cfg.steps)
     out = {}
     for key in PROBLEMS:
         recs = [r for r in records if r["problem"] == key]
-        if not recs:
-            continue
-        # only seeds every model finished, so that paired differences are paired
-        by_seed: dict[int, set] = {}
+        table: dict[str, dict] = {}
+        devices: dict[str, dict] = {}
         for r in recs:
-            by_seed.setdefault(r["seed"], set()).add(r["model"])
-        names = [n for n in specs if any(n in m for m in by_seed.values())]
-        seeds = sorted(s for s, m in by_seed.items() if set(names) <= m)
-        table = {r["model"]: {} for r in recs}
-        for r in recs:
-            table[r["model"]][r["seed"]] = r["log"]
-        variants = {}  # (model, readout) -> per-seed logs
+            table.setdefault(r["model"], {})[r["seed"]] = r["log"]
+            devices.setdefault(r["model"], {})[r["seed"]] = r.get("device", "cpu")
+        names = [n for n in specs if n in table]
+        common = sorted(set.intersection(*(set(table[n]) for n in names))) if names else []
+        variants = {}  # "model:readout" -> (model, readout)
         for n in names:
-            ros = ["sigma0"] if specs[n]["kind"] == "resdae" else list(READOUTS)
-            for ro in ros:
+            for ro in ["sigma0"] if specs[n]["kind"] == "resdae" else list(READOUTS):
                 variants[f"{n}:{ro}"] = (n, ro)
         rows = {}
         for v, (n, ro) in variants.items():
+            seeds = sorted(table[n])
             row = {"model": n, "readout": ro, "description": describe(n, specs[n])}
+            row["seeds"] = seeds
+            row["devices"] = sorted(set(devices[n].values()))
             row["ms_per_step"] = step_ms.get(key, {}).get(n)
             row["noisy_samples_per_step"] = cfg.batch * cfg.n_sigma
+            row["samples_per_step"] = batch_size(cfg, specs[n])
             for split in ("test", "val"):
                 row[split] = {
-                    st: _mean_se([table[n][s][st][f"{split}_{ro}"] for s in seeds])
-                    for st in map(str, cfg.steps)
+                    str(st): _mean_se([table[n][sd][str(st)][f"{split}_{ro}"] for sd in seeds])
+                    for st in steps
                 }
-            row["per_seed_test_last"] = [table[n][s][last][f"test_{ro}"] for s in seeds]
+            row["val_common_last"] = float(
+                np.mean([table[n][sd][last][f"val_{ro}"] for sd in common])
+            )
+            row["test_last_by_seed"] = {str(sd): table[n][sd][last][f"test_{ro}"] for sd in seeds}
             if specs[n]["kind"] == "ardae":
-                row["sigma_use_last"] = _mean_se([table[n][s][last]["sigma_use"] for s in seeds])
-            row["train_time_s"] = _mean_se([table[n][s][last]["train_time_s"] for s in seeds])
+                row["sigma_use_last"] = _mean_se([table[n][sd][last]["sigma_use"] for sd in seeds])
+            row["train_time_s"] = _mean_se([table[n][sd][last]["train_time_s"] for sd in seeds])
             rows[v] = row
         res = [v for v in rows if specs[variants[v][0]]["kind"] == "resdae"]
         ard = [v for v in rows if v not in res]
-        if not seeds or not res or not ard:
+        if not common or not res or not ard:
             continue
-        best_res = min(res, key=lambda v: rows[v]["val"][last][0])
-        best_ard = min(ard, key=lambda v: rows[v]["val"][last][0])
+        best_res = min(res, key=lambda v: rows[v]["val_common_last"])
+        best_ard = min(ard, key=lambda v: rows[v]["val_common_last"])
         comparisons = {}
         for label, a in (("paper", "ardae:sigma0"), ("best", best_ard)):
             if a not in rows:
                 continue
-            diff = np.array(rows[a]["per_seed_test_last"]) - np.array(
-                rows[best_res]["per_seed_test_last"]
-            )
-            # equal wall time: the faster model's error at the step its time budget allows
-            ra = rows[a]["ms_per_step"] or 1.0
-            rr = rows[best_res]["ms_per_step"] or 1.0
-            steps = [int(s) for s in map(str, cfg.steps)]
-            t_a, t_r = ra * max(steps), rr * max(steps)
+            (na, roa), (nr, _) = variants[a], variants[best_res]
+            paired = sorted(set(table[na]) & set(table[nr]))
+            diff = [
+                table[na][sd][last][f"test_{roa}"] - table[nr][sd][last]["test_sigma0"]
+                for sd in paired
+            ]
+            # equal wall time: the slower model read at the step the faster one's run allows
+            ra, rr = rows[a]["ms_per_step"], rows[best_res]["ms_per_step"]
             eq = []
-            for s in seeds:
-                ea = [table[variants[a][0]][s][str(st)][f"test_{variants[a][1]}"] for st in steps]
-                er = [table[variants[best_res][0]][s][str(st)]["test_sigma0"] for st in steps]
-                if t_a >= t_r:  # AR-DAE slower: read it at the step ResidualDAE's time allows
-                    eq.append(_loglog_interp(steps, ea, t_r / ra) - er[-1])
+            for sd in paired if ra and rr else []:  # no timing: no equal-time comparison
+                ea = [table[na][sd][str(st)][f"test_{roa}"] for st in steps]
+                er = [table[nr][sd][str(st)]["test_sigma0"] for st in steps]
+                if ra >= rr:
+                    eq.append(_loglog_interp(steps, ea, steps[-1] * rr / ra) - er[-1])
                 else:
-                    eq.append(ea[-1] - _loglog_interp(steps, er, t_a / rr))
+                    eq.append(ea[-1] - _loglog_interp(steps, er, steps[-1] * ra / rr))
             comparisons[label] = {
                 "ardae": a,
                 "resdae": best_res,
-                "diff_equal_steps": _mean_se(list(diff)),
-                "diff_equal_time": _mean_se(eq),
-                "time_ratio_ardae_over_resdae": ra / rr,
+                "seeds": paired,
+                "diff_equal_steps": _mean_se(diff),
+                "diff_equal_time": _mean_se(eq) if eq else None,
+                "time_ratio_ardae_over_resdae": ra / rr if ra and rr else None,
             }
         prob = problem(key)
         out[key] = {
@@ -616,7 +635,8 @@ def aggregate(cfg: BenchConfig, records: list[dict], step_ms: dict, refs: dict) 
             "metric": prob["metric"],
             "delta": prob["delta"],
             "parameterization": prob["parameterization"],
-            "seeds": seeds,
+            "seeds": sorted({sd for n in names for sd in table[n]}),
+            "selection_seeds": common,
             "references": refs.get(key),
             "rows": rows,
             "best_resdae": best_res,
@@ -678,7 +698,9 @@ PEER_NOTE = (
 )
 
 
-def _pm(ms: tuple[float, float | None], digits: int = 4) -> str:
+def _pm(ms: tuple[float, float | None] | None, digits: int = 4) -> str:
+    if ms is None:
+        return "n/a"
     m, se = ms
     return f"{m:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
 
@@ -773,7 +795,8 @@ def errors_markdown(result: dict) -> list[str]:
             "",
             (
                 f"Metric {p['metric']}; δ = {p['delta']}; {p['parameterization']} "
-                f"parameterization; seeds {p['seeds']}. Exact f*(x; σ) error at σ = "
+                f"parameterization; seeds {p['seeds']} (best models chosen on seeds "
+                f"{p['selection_seeds']}, which every model finished). Exact f*(x; σ) error at σ = "
                 + ", ".join(f"{k}δ: {v:.4f}" for k, v in refs["fstar"].items())
                 + "; σ-blind limit for σ ~ N(0, (kδ)²), k = "
                 + ", ".join(f"{k}: {v:.4f}" for k, v in refs["sigma_blind"].items())
@@ -781,17 +804,20 @@ def errors_markdown(result: dict) -> list[str]:
             ),
             "",
             (
-                f"| model | read-out | ms/step | test error, step {mid} | test error, step "
-                f"{last} | validation error, step {last} | σ use (Δf / Δf*) |"
+                f"| model | read-out | samples x draws per step | ms/step | seeds | test error, "
+                f"step {mid} | test error, step {last} | validation error, step {last} | "
+                "σ use (Δf / Δf*) |"
             ),
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for v, row in p["rows"].items():
             mark = " **(best)**" if v in (p["best_resdae"], p["best_ardae"]) else ""
             use = _pm(row["sigma_use_last"], 2) if "sigma_use_last" in row else ""
             ms = "n/a" if row["ms_per_step"] is None else f"{row['ms_per_step']:.1f}"
             lines.append(
-                f"| {row['description']}{mark} | {row['readout']} | {ms} | "
+                f"| {row['description']}{mark} | {row['readout']} | {row['samples_per_step']} x "
+                f"{row['noisy_samples_per_step'] // row['samples_per_step']} | {ms} | "
+                f"{len(row['seeds'])} ({'+'.join(row['devices'])}) | "
                 f"{_pm(row['test'][mid])} | {_pm(row['test'][last])} | "
                 f"{_pm(row['val'][last])} | {use} |"
             )
@@ -801,9 +827,9 @@ def errors_markdown(result: dict) -> list[str]:
             if label in c:
                 x = c[label]
                 lines.append(
-                    f"- {x['ardae']} - {x['resdae']} (paired by seed): equal steps "
+                    f"- {x['ardae']} - {x['resdae']} (paired over seeds {x['seeds']}): equal steps "
                     f"{_pm(x['diff_equal_steps'])}, equal wall time {_pm(x['diff_equal_time'])} "
-                    f"(time per step ratio {x['time_ratio_ardae_over_resdae']:.2f})."
+                    f"(time per step ratio {fmt_num(x['time_ratio_ardae_over_resdae'])})."
                 )
         lines.append("")
     lines += ["### Notes", "", *[f"- {n}" for n in result["error_notes"]], ""]
@@ -828,6 +854,17 @@ ERROR_NOTES = [
     (
         "Richardson read-out (`ARDAE(extrapolate=(0.5, 1))`): f(0) ≈ (4 f(δ/2) - f(δ)) / 3, exact "
         "for f quadratic in σ; it reads the network where the σ²-weighted loss constrains it."
+    ),
+    (
+        "What an AR-DAE that resolves σ can gain at best: the DSM target -u/σ has variance d/σ², "
+        "so the loss's σ² weight is the inverse-variance weight, and for f(y; σ) = a(y) + σ² b(y) "
+        "the AR-DAE loss is a weighted least-squares fit whose intercept a = f(y; 0) has variance "
+        "E[σ⁶] / (E[σ²] E[σ⁶] - E[σ⁴]²) = 2.5 / s² per noisy sample for σ ~ N(0, s²), against "
+        "1/σ² for a fixed-σ DAE, which is biased by f*(σ) - f*(0) ≈ σ² b instead. So AR-DAE "
+        "with prior scale s = kδ is as noisy as a fixed-σ DAE at σ = kδ / 1.58 without its "
+        "bias: it can only win where the best fixed σ is held down by bias, and only if the "
+        "network resolves σ (σ use near 1); the part 1 - (σ use) of the smoothing bias at s "
+        "stays in its f(x; 0)."
     ),
     (
         "Selection by validation error against the exact score is an oracle neither method has in "
@@ -864,13 +901,14 @@ COST_NOTES = [
 ]
 
 
-def load_jobs(path: Path) -> list[dict]:
-    """Finished runs from a JSONL file; a later record of the same run replaces an earlier one."""
+def load_jobs(*paths: Path) -> list[dict]:
+    """Finished runs from JSONL files; a later record of the same run replaces an earlier one."""
     recs = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            recs[(r["problem"], r["model"], r["seed"])] = r
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                recs[(r["problem"], r["model"], r["seed"])] = r
     return list(recs.values())
 
 
@@ -884,6 +922,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="training device of the error runs")
     parser.add_argument("--workers", type=int, default=2, help="processes for the error runs")
     parser.add_argument("--deadline-s", type=float, default=float("inf"))
+    parser.add_argument(
+        "--square-factors",
+        type=str,
+        default=None,
+        help="k of the AR-DAE variants with the σ² input, e.g. 2 (runs added with train_job)",
+    )
+    parser.add_argument(
+        "--extra-jobs",
+        type=Path,
+        action="append",
+        default=[],
+        help="further JSONL files of finished runs (e.g. seeds run on another device)",
+    )
+    parser.add_argument("--device-name", default=None, help="the training device, in words")
     parser.add_argument(
         "--report-from",
         type=Path,
@@ -899,8 +951,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     previous = args.out / "entropy.json"
     result = json.loads(previous.read_text()) if previous.exists() else {}
-    result.pop("settings", None)  # layout of the previous version of this benchmark
+    if "cost" in result and "cost_machine" not in result:  # previous layout of this file
+        result["cost_machine"] = result.get("machine")
+        result["cost_settings"] = result.get("settings")
+    result.pop("settings", None)
     result.pop("machine", None)
+    result.pop("peer", None)
     result.pop("error_notes", None)
     start = time.perf_counter()
 
@@ -944,7 +1000,7 @@ def main() -> None:
             )
             result["error_failures"] = failures
         info = json.loads(cost_path.read_text())
-        records = load_jobs(src / "entropy_jobs.jsonl")
+        records = load_jobs(src / "entropy_jobs.jsonl", *args.extra_jobs)
         cfg = replace(
             cfg,
             **{
@@ -966,13 +1022,19 @@ def main() -> None:
                 )
             },
         )
+        if args.square_factors:
+            cfg = replace(
+                cfg, square_factors=tuple(float(k) for k in args.square_factors.split(","))
+            )
         refs = {k: references(cfg, k) for k in PROBLEMS}
         agg = aggregate(cfg, records, info["ms_per_step"], refs)
         result["errors"] = agg
         result["error_settings"] = {
             k: v for k, v in asdict(cfg).items() if not k.startswith("cost")
         }
-        result["error_device"] = f"{info['device']} ({info['machine']['platform']})"
+        result["error_device"] = args.device_name or (
+            f"{info['device']} ({info['machine']['platform']})"
+        )
         result["error_machine"] = info["machine"]
         result["error_seeds"] = sorted({s for p in agg.values() for s in p["seeds"]})
         result["error_notes"] = ERROR_NOTES
