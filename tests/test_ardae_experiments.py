@@ -45,6 +45,42 @@ def test_maxent_quick(tmp_path):
     assert (tmp_path / "emd_histograms.png").exists()
 
 
+def test_maxent_entropy_term_spreads_the_samplers(tmp_path):
+    """The entropy term of ardae-maxent is there, has the right sign and a strength comparable
+    to the exact one (the EMD at 300 samples in 10-D cannot tell any of this).
+
+    With a weak penalty (λ = 0.001 throughout) the entropy term dominates, and the log-det of
+    the sample covariance must end far higher than in the same run without it (``entropy=false``:
+    same seed, same random numbers, the penalty alone).  In 3-D, seeds 0-3, two repetitions each,
+    the AR-DAE sampler's log-det rose by 5.4-10.0 nats in every repetition and the IAF's (exact
+    entropy, the positive control) by 3.6-6.6; the mean rises were 1.4-1.75x the IAF's (seed 0:
+    9.4 and 6.0 nats).  The bounds (2 nats, and 3/4 of the exact entropy's rise) fail when the
+    AR-DAE entropy gradient is removed (rise exactly 0), reversed (-24.6), or 3x too weak
+    (score / 3: 3.1 nats, below 4.5).  (With the quick preset's penalty schedule the entropy
+    term's effect on the constrained solution is of the order of the run-to-run noise, about a
+    nat, and in 10-D the AR-DAE sampler's log-det varied by ±13 nats between repetitions.)
+    """
+    overrides = ["dim=3", "lambda_start=0.001", "lambda_growth=1.0"]
+    metrics = {
+        entropy: run_experiment(
+            "ardae-maxent",
+            "quick",
+            [*overrides, f"entropy={entropy}"],
+            seed=0,
+            out_dir=tmp_path / entropy,
+            device="cpu",
+        )["metrics"]
+        for entropy in ("true", "false")
+    }
+    rise = {
+        name: metrics["true"][f"logdet_gap.{name}.mean"]
+        - metrics["false"][f"logdet_gap.{name}.mean"]
+        for name in ("ardae", "iaf")
+    }
+    assert rise["iaf"] > 2, rise  # positive control: the exact entropy term spreads the IAF
+    assert rise["ardae"] > 2 and rise["ardae"] > 0.75 * rise["iaf"], rise
+
+
 def _interrupt_at(monkeypatch, step: int):
     original = RunContext.save_checkpoint
 
