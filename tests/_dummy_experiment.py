@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,10 @@ class DummyConfig:
     """Unused; tests bool parsing."""
     label: str = "dummy"
     """Unused; tests str parsing."""
+    sleep: float = 0.0
+    """Seconds to sleep per step (keeps a run alive for the kill and lock tests)."""
+    figure_error: bool = False
+    """Raise while drawing the figure (an error in a figure must not discard the metrics)."""
 
 
 @register("dummy", DummyConfig, {"quick": {"steps": 12}}, "runner test experiment")
@@ -43,11 +48,13 @@ def run(cfg: DummyConfig, ctx: RunContext) -> dict[str, float]:
     w, start = torch.zeros(3, device=ctx.device), 0
     state = ctx.load_checkpoint()
     if state is not None:
-        w, start = state["w"], state["step"] + 1
+        w, start = state["w"].to(ctx.device), state["step"] + 1
     loss = float("nan")
     for step in ctx.progress(range(start, cfg.steps), desc="dummy"):
+        if cfg.sleep:
+            time.sleep(cfg.sleep)
         # draw from all three RNGs so that resume must restore each of them
-        noise = torch.randn(3) + float(np.random.randn()) + random.random()
+        noise = torch.randn(3).to(ctx.device) + float(np.random.randn()) + random.random()
         w = w - cfg.lr * (w - noise)
         loss = float("nan") if step == cfg.nan_at else float((w**2).sum())
         ctx.log(step, loss=loss, w0=float(w[0]))
@@ -55,10 +62,21 @@ def run(cfg: DummyConfig, ctx: RunContext) -> dict[str, float]:
             ctx.save_checkpoint({"w": w, "step": step}, step)
             if step == cfg.crash_after and not ctx.resumed:
                 raise RuntimeError(f"simulated crash after step {step}")
-    fig, ax = plt.subplots()
-    ax.plot(w.numpy())
-    ctx.save_figure(fig, "weights")
+    with ctx.figures():
+        fig, ax = plt.subplots()
+        ax.plot(w.cpu().numpy())
+        if cfg.figure_error:
+            raise RuntimeError("figure broke")
+        ctx.save_figure(fig, "weights")
     return {"final.loss": loss, "final.w0": float(w[0])}
+
+
+register(
+    "dummy-crash",
+    DummyConfig,
+    {"quick": {"steps": 12, "crash_after": 4}},
+    "like dummy, but its quick preset crashes after step 4 unless resumed",
+)(run)
 
 
 @register("dummy-bad-metric", DummyConfig, {"quick": {}}, "returns an invalid metric name")

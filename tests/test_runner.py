@@ -263,7 +263,7 @@ def test_ray_sweep(tmp_path: Path) -> None:
 
 def test_reproduce_runs_presets_and_writes_report(tmp_path: Path) -> None:
     md, html = reproduce("quick", tmp_path, only=["dummy"])
-    assert (tmp_path / "dummy" / "results.json").exists()
+    assert (tmp_path / "dummy" / "quick" / "seed0" / "results.json").exists()
     assert md == tmp_path / "report.md" and "final.loss" in md.read_text()
     assert html.exists()
 

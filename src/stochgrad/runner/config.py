@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import itertools
+import math
+import textwrap
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -53,23 +58,41 @@ def _parse(raw: str, tp: Any) -> Any:
             return False
         raise ValueError(raw)
     if tp is int:
-        return int(raw)
+        return _int_in_range(int(raw))
     if tp is float:
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(raw)
+        return value
     if tp is str:
         return raw
     raise ValueError(raw)
+
+
+INT_LIMIT = 2**63
+"""Integers in configs must fit torch's int64: |value| < 2**63."""
+
+
+def _int_in_range(value: int) -> int:
+    if not -INT_LIMIT < value < INT_LIMIT:
+        raise OverflowError(value)
+    return value
+
+
+def _expected(tp: Any) -> str:
+    if tp is float:
+        return "float (finite)"
+    if tp is int:
+        return "int (|value| < 2**63)"
+    return _type_name(tp) + (" (comma-separated)" if typing.get_origin(tp) in (tuple, list) else "")
 
 
 def parse_value(key: str, raw: str, tp: Any) -> Any:
     """Parse the text of ``--set key=raw`` according to the field type ``tp``."""
     try:
         return _parse(raw, tp)
-    except ValueError:
-        raise ValueError(
-            f"--set {key}: expected {_type_name(tp)}, got {raw!r}"
-            + (" (comma-separated)" if typing.get_origin(tp) in (tuple, list) else "")
-        ) from None
+    except (ValueError, OverflowError):
+        raise ValueError(f"--set {key}: expected {_expected(tp)}, got {raw!r}") from None
 
 
 def _fields(exp: Experiment) -> dict[str, Any]:
@@ -104,13 +127,58 @@ def make_config(exp: Experiment, preset: str, overrides: Iterable[str] = ()) -> 
     return exp.config(**values)
 
 
-def config_from_dict(exp: Experiment, data: Mapping[str, Any]) -> Any:
-    """Rebuild a config from ``dataclasses.asdict`` output read back from JSON (lists -> tuples)."""
+def _fits(value: Any, tp: Any) -> bool:
+    """Whether a value read back from JSON has the field type ``tp``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if tp is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in args
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(map(_fits, value, args))
+        return all(_fits(v, args[0] if args else Any) for v in value)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and -INT_LIMIT < value < INT_LIMIT
+        )
+    if tp is float:
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def config_from_dict(exp: Experiment, data: Mapping[str, Any], source: str = "config") -> Any:
+    """Rebuild a config from ``dataclasses.asdict`` output read back from JSON (lists -> tuples).
+
+    Every value is checked against its field's type; ``source`` names the file in errors.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(  # noqa: TRY004 - a damaged file, not a wrong argument type
+            f"{source}: 'config' must be a JSON object, got {type(data).__name__}"
+        )
     fields = _fields(exp)
     values = {}
     for key, value in data.items():
         if key not in fields:
-            raise _unknown_key(exp, key)
+            raise ValueError(f"{source}: {_unknown_key(exp, key)}")
+        if not _fits(value, fields[key]):
+            raise ValueError(
+                f"{source}: config field {key!r} expected {_expected(fields[key])}, got {value!r}"
+            )
         if isinstance(value, list) and _wants_tuple(fields[key]):
             value = tuple(value)
         values[key] = value
@@ -124,8 +192,44 @@ def _wants_tuple(tp: Any) -> bool:
 
 
 def require_positive(cfg: Any, *keys: str) -> None:
-    """Raise ValueError naming the first config field among ``keys`` that is below 1."""
+    """Raise ValueError naming the first config field among ``keys`` that is not positive:
+    an integer below 1 or a float <= 0."""
     for key in keys:
         value = getattr(cfg, key)
-        if value < 1:
+        if isinstance(value, float) and not value > 0:
+            raise ValueError(f"{key} must be > 0, got {value}")
+        if isinstance(value, int) and value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
+
+
+def field_docs(config: type) -> dict[str, str]:
+    """Field name -> the docstring written under it in the dataclass source ('' if none)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(config)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe(exp: Experiment) -> list[dict[str, Any]]:
+    """One row per config field: name, type, default, value in each preset, docstring."""
+    docs = field_docs(exp.config)
+    rows = []
+    for f in dataclasses.fields(exp.config):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        row = {"name": f.name, "type": _type_name(_fields(exp)[f.name]), "default": default}
+        row["presets"] = {p: overlay.get(f.name, default) for p, overlay in exp.presets.items()}
+        row["doc"] = docs.get(f.name, "")
+        rows.append(row)
+    return rows

@@ -3,6 +3,7 @@ figures. Everything an experiment writes goes into ``ctx.out_dir``."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -10,7 +11,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,16 +33,33 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu. Asking for cuda without CUDA is a ValueError."""
-    if str(device) == "auto":
+    """``auto`` -> cuda when available, else cpu; ``cpu``; ``cuda`` or ``cuda:N`` (needs CUDA and
+    N < the number of GPUs); ``mps`` (needs Apple's MPS). Anything else is a ValueError."""
+    text = str(device).strip()
+    if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    expected = f"--device: expected auto, cpu, cuda, cuda:N or mps, got {text!r}"
     try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"--device: expected auto, cpu or cuda[:N], got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but CUDA is not available on this machine")
-    return dev
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(expected) from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {text} was requested but CUDA is not available on this machine"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+        return dev
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {text}: Apple MPS is not available on this machine")
+        return dev
+    raise ValueError(expected)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -82,24 +100,83 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class _NoWriter:
+    """Stands in for TensorBoard's SummaryWriter when TensorBoard is not installed."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def load_checkpoint_file(path: Path) -> dict[str, Any]:
+    """Load and check ``checkpoint.pt``; ValueError naming the file when it is unusable."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"{path} cannot be loaded (truncated or corrupt? {first}); nothing was changed. "
+            "Delete it to restart this run from the beginning with `stochgrad resume`"
+        ) from None
+    if not (isinstance(payload, dict) and {"step", "state", "rng"} <= set(payload)):
+        raise ValueError(
+            f"{path} is not a stochgrad checkpoint (no step/state/rng); nothing was changed"
+        )
+    return payload
+
+
+def read_metrics_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of metrics.csv; ValueError naming the file when it is damaged."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or ["step"])
+            rows = [
+                {k: (int(v) if k == "step" else float(v)) for k, v in r.items() if v != ""}
+                for r in reader
+            ]
+    except (ValueError, TypeError, csv.Error, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({e}); nothing was changed") from None
+    if columns[:1] != ["step"] or any("step" not in r for r in rows):
+        raise ValueError(f"{path} is damaged (no step column); nothing was changed")
+    return columns, rows
+
+
 class RunContext:
     """Handed to ``run(cfg, ctx)``.
 
     out_dir: the run directory. seed: the run's seed (already applied by the runner).
-    device: torch device to compute on. preset: preset name. resumed: True when the run was
-    started by ``stochgrad resume``; then :meth:`load_checkpoint` returns the last saved state.
-    checkpoint_step: the step of the checkpoint returned by :meth:`load_checkpoint`, else None.
+    device: the torch device to compute on, recorded in results.json: build every module and
+    tensor on it (``torch.zeros(n, device=ctx.device)``, ``model.to(ctx.device)``); checkpoints
+    come back on the CPU (copy them into your device tensors, or ``load_state_dict``).
+    preset: preset name. resumed: True when the run was started by ``stochgrad resume``; then
+    :meth:`load_checkpoint` returns the last saved state. checkpoint_step: the step of the
+    checkpoint returned by :meth:`load_checkpoint`, else None. warnings: messages recorded with
+    :meth:`warn` (also written to results.json).
     """
 
     def __init__(
-        self, out_dir: Path, seed: int, device: torch.device, preset: str, resumed: bool = False
+        self,
+        out_dir: Path,
+        seed: int,
+        device: torch.device | str,
+        preset: str,
+        resumed: bool = False,
+        checkpoint: dict[str, Any] | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.seed = seed
-        self.device = device
+        self.device = torch.device(device)
         self.preset = preset
         self.resumed = resumed
         self.checkpoint_step: int | None = None
+        self.warnings: list[str] = []
+        self._checkpoint = checkpoint  # already loaded (and checked) by the runner
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._rows: list[dict[str, Any]] = []
         self._columns: list[str] = ["step"]
@@ -141,19 +218,23 @@ class RunContext:
 
     def _tensorboard(self) -> Any:
         if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # TensorBoard is optional for a run: metrics.csv has the curves
+                self._writer = _NoWriter()
+                self.warn("TensorBoard is not installed; curves only in metrics.csv")
+                return self._writer
             purge = None if self.checkpoint_step is None else self.checkpoint_step + 1
             self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge)
         return self._writer
 
+    def warn(self, message: str) -> None:
+        """Record a warning in results.json (``warnings``) and print it on stderr."""
+        self.warnings.append(message)
+        print(f"warning: {message}", file=sys.stderr)
+
     def _read_old_rows(self) -> None:
-        with open(self.out_dir / METRICS_CSV, newline="") as f:
-            reader = csv.DictReader(f)
-            self._columns = list(reader.fieldnames or ["step"])
-            for r in reader:
-                row = {k: (int(v) if k == "step" else float(v)) for k, v in r.items() if v != ""}
-                self._rows.append(row)
+        self._columns, self._rows = read_metrics_csv(self.out_dir / METRICS_CSV)
         self._old_rows = True
 
     def flush(self) -> None:
@@ -192,11 +273,13 @@ class RunContext:
 
         Disabled when stderr is not a terminal or when ``STOCHGRAD_NO_PROGRESS=1``.
         """
-        from tqdm.auto import tqdm
-
         it = range(iterable_or_total) if isinstance(iterable_or_total, int) else iterable_or_total
         disable = os.environ.get("STOCHGRAD_NO_PROGRESS") == "1" or not sys.stderr.isatty()
-        return tqdm(it, desc=desc, disable=disable, file=sys.stderr, dynamic_ncols=True)
+        if disable:
+            return it
+        from tqdm.auto import tqdm
+
+        return tqdm(it, desc=desc, file=sys.stderr, dynamic_ncols=True)
 
     # ---- checkpoints -------------------------------------------------------------------------
 
@@ -226,9 +309,13 @@ class RunContext:
     def load_checkpoint(self) -> dict[str, Any] | None:
         """On a resumed run: the ``state`` last passed to :meth:`save_checkpoint`, with the RNG
         states restored and ``ctx.checkpoint_step`` set. None on a fresh run or without one."""
-        if not self.resumed or not self.checkpoint_path.exists():
+        if not self.resumed:
             return None
-        payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        payload, self._checkpoint = self._checkpoint, None
+        if payload is None:
+            if not self.checkpoint_path.exists():
+                return None
+            payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         self.checkpoint_step = int(payload["step"])
         _set_rng_state(payload["rng"])
         if self._old_rows:  # drop curve rows logged after the checkpoint; the run re-logs them
@@ -238,6 +325,18 @@ class RunContext:
         return payload["state"]
 
     # ---- figures -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def figures(self) -> Iterator[None]:
+        """Wrap figure drawing: an error inside becomes a warning in results.json, so a broken
+        figure never discards a finished run's metrics."""
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - reported, the metrics are kept
+            import matplotlib.pyplot as plt
+
+            plt.close("all")
+            self.warn(f"a figure failed: {type(e).__name__}: {e}")
 
     def save_figure(self, fig: Any, name: str) -> Path:
         """Save a matplotlib figure as ``out_dir/{name}.png`` and close it."""

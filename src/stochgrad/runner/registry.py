@@ -23,6 +23,20 @@ EXTRA_ENV = "STOCHGRAD_EXTRA_EXPERIMENTS"
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 
 RunFn = Callable[[Any, "RunContext"], Mapping[str, float]]
+MemoryFn = Callable[[Any], float]
+
+
+@dataclass(frozen=True)
+class Headline:
+    """What a headline metric reproduces, shown next to its value in the report.
+
+    paper: the paper's value or claim (with its figure/table). meaning: one line on what the
+    metric measures. quick: whether the quick preset is expected to reach the paper's claim.
+    """
+
+    paper: str
+    meaning: str
+    quick: str
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,9 @@ class Experiment:
     presets: preset name -> dict overlay on the defaults (``quick``, ``paper``, ...).
     description: one line shown by ``stochgrad list``.
     run: ``run(cfg, ctx) -> dict[str, float]`` returning flat, dotted, lower-case metrics.
+    headlines: metric name -> :class:`Headline` (the paper claim it reproduces).
+    memory: ``memory(cfg) -> bytes``, a rough estimate of the run's peak memory, checked
+    against the memory available before the run starts.
     """
 
     name: str
@@ -41,18 +58,26 @@ class Experiment:
     presets: Mapping[str, Mapping[str, Any]]
     description: str
     run: RunFn
+    headlines: Mapping[str, Headline] = dataclasses.field(default_factory=dict)
+    memory: MemoryFn | None = None
 
 
 _REGISTRY: dict[str, Experiment] = {}
 
 
 def register(
-    name: str, config: type, presets: dict[str, dict[str, Any]], description: str = ""
+    name: str,
+    config: type,
+    presets: dict[str, dict[str, Any]],
+    description: str = "",
+    headlines: Mapping[str, Headline] | None = None,
+    memory: MemoryFn | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Decorator registering ``run(cfg, ctx) -> dict[str, float]`` as experiment ``name``.
 
     ``presets`` maps preset names to overlays on the config defaults; a ``paper`` preset
     (empty overlay) is added when missing. Preset keys are checked against the config fields.
+    ``headlines`` and ``memory`` are described in :class:`Experiment`.
     """
     if not _NAME_RE.match(name):
         raise ValueError(f"experiment name {name!r} must be lower-case words joined by '-' or '_'")
@@ -76,7 +101,9 @@ def register(
         )
         if old is not None and not same:
             raise ValueError(f"experiment {name!r} is already registered by {old.run.__module__}")
-        _REGISTRY[name] = Experiment(name, config, presets, description, fn)
+        _REGISTRY[name] = Experiment(
+            name, config, presets, description, fn, dict(headlines or {}), memory
+        )
         return fn
 
     return decorator

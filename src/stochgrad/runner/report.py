@@ -6,10 +6,12 @@ import html
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from stochgrad.runner import registry
 
@@ -33,7 +35,7 @@ class Group:
 
     @property
     def seeds(self) -> list[int]:
-        return [r.results["seed"] for r in self.runs]
+        return [r.results["seed"] for r in self.runs]  # runs are sorted by seed
 
     def stats(self) -> dict[str, tuple[float, float, int]]:
         """metric -> (mean, standard error = std(ddof=1)/sqrt(n) (NaN for n=1), n)."""
@@ -54,18 +56,52 @@ def mean_sem(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
+def warn(message: str) -> None:
+    """A report warning on stderr (the report goes on without the run)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _check_results(data: Any) -> str | None:
+    """Why ``data`` is not a usable results.json, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    missing = [k for k in ("experiment", "preset", "config", "seed", "metrics") if k not in data]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if isinstance(data["seed"], bool) or not isinstance(data["seed"], int):
+        return f"seed is not an integer ({data['seed']!r})"
+    if not isinstance(data["metrics"], dict):
+        return "metrics is not a mapping"
+    for k, v in data["metrics"].items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"metric {k!r} is not a number ({v!r})"
+    if not isinstance(data.get("wall_time_s", 0), (int, float)):
+        return "wall_time_s is not a number"
+    return None
+
+
 def find_runs(dirs: Iterable[str | Path]) -> list[RunRecord]:
-    """All run directories (holding a results.json) under ``dirs``, sorted by path."""
+    """All run directories (holding a results.json) under ``dirs``, sorted by path.
+
+    A results.json that cannot be read or lacks the expected fields is skipped with a
+    warning naming it.
+    """
     records = []
     for d in dirs:
         d = Path(d)
-        if not d.exists():
+        if not d.is_dir():
             raise ValueError(f"no such directory: {d}")
         for path in sorted(d.rglob("results.json")):
             try:
-                records.append(RunRecord(path.parent, json.loads(path.read_text())))
-            except (json.JSONDecodeError, OSError) as e:
-                raise ValueError(f"cannot read {path}: {e}") from None
+                data = json.loads(path.read_text())
+            except (ValueError, OSError) as e:
+                warn(f"skipping {path}: cannot read it ({e})")
+                continue
+            problem = _check_results(data)
+            if problem:
+                warn(f"skipping {path}: {problem}")
+                continue
+            records.append(RunRecord(path.parent, data))
     return records
 
 
@@ -80,6 +116,8 @@ def aggregate(runs: Iterable[RunRecord]) -> list[Group]:
         if key not in groups:
             groups[key] = Group(res["experiment"], res["preset"], res["config"])
         groups[key].runs.append(r)
+    for g in groups.values():
+        g.runs.sort(key=lambda r: (r.results["seed"], str(r.dir)))
     return sorted(groups.values(), key=lambda g: (g.experiment, g.preset, json.dumps(g.config)))
 
 
@@ -94,6 +132,54 @@ def _differing(groups: list[Group]) -> list[str]:
 
 def _rel(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path, base)).as_posix()
+
+
+def _url(path: str) -> str:
+    """A relative path as a link target: spaces and other specials percent-encoded."""
+    return quote(path)
+
+
+def _headlines(name: str) -> dict[str, Any]:
+    try:
+        return dict(registry.get(name).headlines)
+    except Exception:  # noqa: BLE001 - the report works without the experiment's code
+        return {}
+
+
+def _headline_rows(g: Group) -> tuple[list[str], list[str]]:
+    """Markdown and HTML rows putting each headline metric next to the paper's claim."""
+    heads = _headlines(g.experiment)
+    stats = g.stats()
+    md: list[str] = []
+    hb: list[str] = []
+    rows = [(m, h, stats.get(m)) for m, h in heads.items()]
+    if not rows:
+        return md, hb
+    md += [
+        "Headline metrics against the paper:",
+        "",
+        f"| metric | this run (mean ± s.e.) | paper | what it means | {g.preset} preset |",
+        "| --- | ---: | --- | --- | --- |",
+    ]
+    hb += [
+        "<p>Headline metrics against the paper:</p>",
+        (
+            "<table><tr><th>metric</th><th>this run (mean ± s.e.)</th><th>paper</th>"
+            f"<th>what it means</th><th>{html.escape(g.preset)} preset</th></tr>"
+        ),
+    ]
+    for m, h, st in rows:
+        value = "not measured" if st is None else f"{_fmt(st[0])} ± {_fmt(st[1])}"
+        expect = h.quick if g.preset == "quick" else "the paper's setting"
+        md.append(f"| {m} | {value} | {h.paper} | {h.meaning} | {expect} |")
+        hb.append(
+            "<tr>"
+            + "".join(f"<td>{html.escape(x)}</td>" for x in (m, value, h.paper, h.meaning, expect))
+            + "</tr>"
+        )
+    hb.append("</table>")
+    md.append("")
+    return md, hb
 
 
 def _description(name: str) -> str:
@@ -130,10 +216,13 @@ def write_report(
             title = f"preset `{g.preset}`" + (f", {setting}" if setting else "")
             seeds = ", ".join(map(str, g.seeds))
             md += [f"### {title}", "", f"{len(g.runs)} run(s), seeds {seeds}.", ""]
+            head_md, head_html = _headline_rows(g)
+            md += head_md
             md += ["| metric | mean | s.e. | n |", "| --- | ---: | ---: | ---: |"]
             hb += [
                 f"<h3>{html.escape(title.replace('`', ''))}</h3>",
                 f"<p>{len(g.runs)} run(s), seeds {html.escape(seeds)}.</p>",
+                *head_html,
                 "<table><tr><th>metric</th><th>mean</th><th>s.e.</th><th>n</th></tr>",
             ]
             for name, (mean, sem, n) in sorted(g.stats().items()):
@@ -162,26 +251,26 @@ def write_report(
                 link = _rel(r.dir, out)
                 pngs = sorted(r.dir.glob("*.png"))
                 md.append(
-                    f"- run [`{link}`]({link}) (seed {r.results['seed']}, "
+                    f"- run [`{link}`]({_url(link)}) (seed {r.results['seed']}, "
                     f"{r.results.get('wall_time_s', 0):.1f} s)"
                 )
                 hb.append(
-                    f'<p>run <a href="{html.escape(link)}">{html.escape(link)}</a> '
+                    f'<p>run <a href="{html.escape(_url(link))}">{html.escape(link)}</a> '
                     f"(seed {r.results['seed']}, {r.results.get('wall_time_s', 0):.1f} s)"
                     "</p>"
                 )
                 for png in pngs:
                     src = _rel(png, out)
                     if i == 0:  # embed the first seed's figures, link the others
-                        md += ["", f"  ![{png.stem}]({src})", ""]
+                        md += ["", f"  ![{png.stem}]({_url(src)})", ""]
                         hb.append(
-                            f'<figure><img src="{html.escape(src)}" alt="{png.stem}">'
+                            f'<figure><img src="{html.escape(_url(src))}" alt="{png.stem}">'
                             f"<figcaption>{html.escape(png.stem)}</figcaption></figure>"
                         )
                     else:
-                        md.append(f"  - figure [{png.stem}]({src})")
+                        md.append(f"  - figure [{png.stem}]({_url(src)})")
                         hb.append(
-                            f'<p>figure <a href="{html.escape(src)}">'
+                            f'<p>figure <a href="{html.escape(_url(src))}">'
                             f"{html.escape(png.stem)}</a></p>"
                         )
             md.append("")
@@ -191,9 +280,9 @@ def write_report(
         for r in failed:
             link = _rel(r.dir, out)
             status, err = r.results.get("status"), r.results.get("error", "")
-            md.append(f"- [`{link}`]({link}): {status} {err}")
+            md.append(f"- [`{link}`]({_url(link)}): {status} {err}")
             hb.append(
-                f'<li><a href="{html.escape(link)}">{html.escape(link)}</a>: '
+                f'<li><a href="{html.escape(_url(link))}">{html.escape(link)}</a>: '
                 f"{html.escape(str(status))} {html.escape(err)}</li>"
             )
         hb.append("</ul>")
