@@ -81,7 +81,7 @@ def evaluate_f(f: Callable[[Tensor], Tensor], b: Tensor, batch: int, name: str =
     value = f(b)
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must return a torch.Tensor, got {type(value).__name__}")
-    if value.shape != (batch,):
+    if value.dim() != 1 or value.shape[0] != batch:
         raise ValueError(
             f"{name} must return a tensor of shape [batch] = ({batch},), got {tuple(value.shape)}"
         )

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from ._checks import check_batch, check_finite, evaluate_f
 from .control_variates import ControlVariate
-from .relaxations import CategoricalRelaxation, Relaxation, as_relaxation
+from .relaxations import BernoulliRelaxation, CategoricalRelaxation, Relaxation, as_relaxation
 
 Objective = Callable[[Tensor], Tensor]
 _DISCRETE = (
@@ -131,9 +131,10 @@ def _finish(
 ) -> Estimate:
     if fb.requires_grad:  # 004 eq. 11: f depends on θ or ω directly, add its pathwise gradient
         per_example = per_example + fb
+        fb = fb.detach()
     if b.requires_grad:
         b = b.detach()
-    return Estimate(per_example, b, fb.detach(), log_prob, reduction=reduction, **extra)
+    return Estimate(per_example, b, fb, log_prob, reduction=reduction, **extra)
 
 
 def _check_baseline(baseline: object, batch: int) -> Tensor | float:
@@ -203,7 +204,10 @@ def reinforce(
     ignored.  ``generator`` drives the draws of discrete distributions.
     """
     _check_reduction(reduction)
-    if isinstance(dist, torch.distributions.Categorical):
+    if isinstance(dist, (BernoulliRelaxation, CategoricalRelaxation)):
+        b = dist.sample(generator)
+        log_p = dist.log_prob(b)
+    elif isinstance(dist, torch.distributions.Categorical):
         relaxation = CategoricalRelaxation(logits=dist.logits)
         check_batch(relaxation.logits, "dist batch shape")
         with torch.no_grad():

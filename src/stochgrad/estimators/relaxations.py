@@ -75,7 +75,8 @@ class BernoulliRelaxation:
             p = probs.clamp(eps, 1 - eps)
             logits = torch.log(p) - torch.log1p(-p)
         assert logits is not None
-        check_tensor(logits, "logits", floating=True)
+        if not (isinstance(logits, Tensor) and logits.is_floating_point()):
+            check_tensor(logits, "logits", floating=True)
         self.logits = check_finite(logits, "logits")
 
     @property
