@@ -17,8 +17,10 @@ Two measurements (paper 000, AR-DAE):
    (residual parameterization, δ = 0.1), every model sees batch x n_σ = 256 x 10 noisy samples
    per step: AR-DAE as 256 samples x 10 draws of (σ, u), ``ResidualDAE`` as 2,560 samples x one
    u, at σ ∈ {δ/2, δ, 2δ, 4δ}.  AR-DAE variants: the paper's; antithetic pairs; σ fed as σ/δ;
-   a wider σ prior N(0, (kδ)²); each read out at σ = 0 and by Richardson extrapolation
-   (``extrapolate=(0.5, 1)``).  The best ResidualDAE σ and the best AR-DAE variant are chosen
+   a wider σ prior N(0, (kδ)²); the budget spent as batch x n_σ / 2 samples x one antithetic
+   pair; each read out at σ = 0 and by Richardson extrapolation (``extrapolate=(0.5, 1)``).
+   Added after the sweep with ``train_job`` (``--square-factors``, ``--res-anti-factors``): σ²
+   as the σ input, and the ResidualDAE with the same antithetic pairs.  The best ResidualDAE σ and the best AR-DAE variant are chosen
    on a validation sample, errors reported on a separate test sample, mean ± s.e. over seeds.
    Exact references: f*(x; σ) (``optimal_dae``) and the σ-blind limit (``sigma_blind_dae``).
    Per-step wall time of every model is measured interleaved in one process, which converts
@@ -107,6 +109,9 @@ class BenchConfig:
     """ResidualDAE σ = factor x δ."""
     wide_factors: tuple[float, ...] = (2.0, 4.0)
     """AR-DAE σ prior N(0, (kδ)²) for these k (antithetic, σ/(kδ) input)."""
+    res_anti_factors: tuple[float, ...] = ()
+    """ResidualDAE with antithetic pairs (batch x n_σ / 2 samples x (u, -u)) at these factors
+    (run on CPU after the main sweep; empty in the sweep itself)."""
     square_factors: tuple[float, ...] = ()
     """AR-DAE with (σ/(kδ))² as the σ input, n_σ = 2 antithetic, for these k (run on CPU after
     the main sweep; empty in the sweep itself)."""
@@ -308,7 +313,20 @@ def model_specs(cfg: BenchConfig) -> dict[str, dict]:
         }
     for f in cfg.res_sigma_factors:
         specs[f"resdae_s{f:g}"] = {"kind": "resdae", "k": f, "nsig": 1}
+    for f in cfg.res_anti_factors:  # the fixed-σ DAE with the same antithetic pairs
+        specs[f"resdae_anti_s{f:g}"] = {"kind": "resdae", "k": f, "nsig": 2, "anti": True}
     return specs
+
+
+class AntitheticResidualDAE(ResidualDAE):
+    """``ResidualDAE`` whose loss pairs every u with -u at the same x (as ``ARDAE(antithetic=
+    True)`` does): batch/2 samples of x, each with (u, -u); same expectation of the loss."""
+
+    def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.detach()
+        u = torch.randn_like(x)
+        x2, u2 = torch.cat([x, x]), torch.cat([u, -u])
+        return (u2 + self.sigma * self.f(x2 + self.sigma * u2)).pow(2).sum(-1).mean()
 
 
 def batch_size(cfg: BenchConfig, spec: dict) -> int:
@@ -318,7 +336,8 @@ def batch_size(cfg: BenchConfig, spec: dict) -> int:
 
 def describe(name: str, spec: dict) -> str:
     if spec["kind"] == "resdae":
-        return f"ResidualDAE, σ = {spec['k']:g}δ"
+        anti = ", antithetic (not in the paper)" if spec.get("anti") else ""
+        return f"ResidualDAE, σ = {spec['k']:g}δ{anti}"
     parts = ["AR-DAE"]
     parts.append("antithetic" if spec["anti"] else "")
     sq = spec.get("square", False)
@@ -332,7 +351,8 @@ def make_model(cfg: BenchConfig, key: str, name: str) -> torch.nn.Module:
     prob, spec = problem(key), model_specs(cfg)[name]
     d, delta, par = prob["mixture"].dim, prob["delta"], prob["parameterization"]
     if spec["kind"] == "resdae":
-        return ResidualDAE(d, spec["k"] * delta, hidden=cfg.hidden, parameterization=par)
+        cls = AntitheticResidualDAE if spec.get("anti") else ResidualDAE
+        return cls(d, spec["k"] * delta, hidden=cfg.hidden, parameterization=par)
     scale = spec["k"] * delta
     return ARDAE(
         d,
@@ -552,6 +572,12 @@ def _loglog_interp(steps: list[int], values: list[float], at: float) -> float:
     return float(np.exp(np.interp(math.log(max(at, 1)), s, np.log(values))))
 
 
+def _timing_twin(name: str) -> str:
+    """The swept model whose step costs the same: the σ² input adds one elementwise square, the
+    antithetic ResidualDAE one concatenation (models added after the timed sweep)."""
+    return name.replace("ardae_anti_sq_k", "ardae_anti_feat_k").replace("resdae_anti_", "resdae_")
+
+
 def aggregate(cfg: BenchConfig, records: list[dict], step_ms: dict, refs: dict) -> dict:
     """Per problem: every model's error (mean ± s.e. over the seeds it finished) at every step;
     the best ResidualDAE σ and best AR-DAE variant/read-out by validation error at the last step
@@ -580,6 +606,9 @@ def aggregate(cfg: BenchConfig, records: list[dict], step_ms: dict, refs: dict) 
             row["seeds"] = seeds
             row["devices"] = sorted(set(devices[n].values()))
             row["ms_per_step"] = step_ms.get(key, {}).get(n)
+            twin = _timing_twin(n)
+            if row["ms_per_step"] is None and twin in step_ms.get(key, {}):
+                row["ms_per_step"], row["ms_from"] = step_ms[key][twin], twin
             row["noisy_samples_per_step"] = cfg.batch * cfg.n_sigma
             row["samples_per_step"] = batch_size(cfg, specs[n])
             for split in ("test", "val"):
@@ -814,6 +843,7 @@ def errors_markdown(result: dict) -> list[str]:
             mark = " **(best)**" if v in (p["best_resdae"], p["best_ardae"]) else ""
             use = _pm(row["sigma_use_last"], 2) if "sigma_use_last" in row else ""
             ms = "n/a" if row["ms_per_step"] is None else f"{row['ms_per_step']:.1f}"
+            ms = f"≈{ms} ({row['ms_from']})" if "ms_from" in row else ms
             lines.append(
                 f"| {row['description']}{mark} | {row['readout']} | {row['samples_per_step']} x "
                 f"{row['noisy_samples_per_step'] // row['samples_per_step']} | {ms} | "
@@ -929,6 +959,12 @@ def main() -> None:
         help="k of the AR-DAE variants with the σ² input, e.g. 2 (runs added with train_job)",
     )
     parser.add_argument(
+        "--res-anti-factors",
+        type=str,
+        default=None,
+        help="σ/δ of the antithetic ResidualDAE runs added with train_job, e.g. 0.5,1",
+    )
+    parser.add_argument(
         "--extra-jobs",
         type=Path,
         action="append",
@@ -1022,6 +1058,10 @@ def main() -> None:
                 )
             },
         )
+        if args.res_anti_factors:
+            cfg = replace(
+                cfg, res_anti_factors=tuple(float(k) for k in args.res_anti_factors.split(","))
+            )
         if args.square_factors:
             cfg = replace(
                 cfg, square_factors=tuple(float(k) for k in args.square_factors.split(","))
