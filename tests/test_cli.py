@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("dummy_env")
     [
         (["run", "nope"], "unknown experiment 'nope'; known experiments: "),
         (["run", "dummy", "--set", "stepz=1"], "unknown config key 'stepz'"),
-        (["run", "dummy", "--set", "steps=abc"], "--set steps: expected int, got 'abc'"),
+        (["run", "dummy", "--set", "steps=abc"], "--set steps: expected int"),
         (["run", "dummy", "--set", "nan_at=3", "--out", "{tmp}"], "loss is nan at step 3"),
     ],
 )
@@ -86,7 +86,5 @@ def test_cuda_without_cuda_is_a_clear_error(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_seed_and_seeds_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["run", "dummy", "--seed", "1", "--seeds", "0-1"])
-    assert exc.value.code == 2
-    assert "error:" in capsys.readouterr().err
+    assert main(["run", "dummy", "--seed", "1", "--seeds", "0-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: argument --seeds: not allowed with")

@@ -69,7 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         run_sweep,
         write_report,
     )
-    from stochgrad.runner.run import check_sweep_size, default_out_dir
+    from stochgrad.runner.run import check_sweep_size, default_out_dir, out_path
 
     if args.seeds is None:
         res = run_experiment(
@@ -83,7 +83,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     seeds = parse_seeds(args.seeds)
     check_sweep_size(seeds, args.yes)
     tag = f"seeds{seeds[0]}-{seeds[-1]}"
-    out = Path(args.out) if args.out is not None else default_out_dir(args.name, args.preset, tag)
+    out = out_path(args.out, default_out_dir(args.name, args.preset, tag))
     existing = "overwrite" if args.overwrite else "refuse"
     run_sweep(
         args.name,
@@ -265,7 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 with ``error: ...`` on stderr for user errors)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else 2
     try:
         if "matplotlib.pyplot" not in sys.modules:
             import matplotlib

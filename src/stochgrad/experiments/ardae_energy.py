@@ -213,6 +213,11 @@ def _variants(cfg: EnergyConfig) -> list[tuple[str, str, int, int]]:
     "AR-DAE paper section 6.1 / Fig. 4: fitting the energies U1-U4 by reverse KL",
 )
 def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
+    with ctx.device:  # tensors and modules are created on the run's device
+        return _run(cfg, ctx)
+
+
+def _run(cfg: EnergyConfig, ctx) -> dict[str, float]:
     for name in cfg.potentials:
         get_potential(name, cfg.limit)
     require_positive(
@@ -303,7 +308,8 @@ def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
             for p in cfg.potentials
         )
         metrics["ardae_beats_hvi_count"] = float(wins)
-    _figure(cfg, ctx, [v[0] for v in variants], hists)
+    with ctx.figures():
+        _figure(cfg, ctx, [v[0] for v in variants], hists)
     return metrics
 
 
@@ -314,12 +320,12 @@ def _figure(cfg: EnergyConfig, ctx, names: list[str], hists: dict[str, torch.Ten
     extent = (-cfg.limit, cfg.limit, -cfg.limit, cfg.limit)
     for i, p in enumerate(cfg.potentials):
         target, _ = grid_density(get_potential(p, cfg.limit), cfg.limit, cfg.plot_bins)
-        axes[i, 0].imshow(target.T.numpy(), origin="lower", extent=extent, cmap="viridis")
+        axes[i, 0].imshow(target.T.cpu().numpy(), origin="lower", extent=extent, cmap="viridis")
         axes[i, 0].set_ylabel(p)
         for j, name in enumerate(names, start=1):
             h = hists.get(f"{p}.{name}")
             if h is not None:
-                axes[i, j].imshow(h.T.numpy(), origin="lower", extent=extent, cmap="viridis")
+                axes[i, j].imshow(h.T.cpu().numpy(), origin="lower", extent=extent, cmap="viridis")
     for j, title in enumerate(("target", *names)):
         axes[0, j].set_title(title, fontsize=8)
     for ax in axes.flat:

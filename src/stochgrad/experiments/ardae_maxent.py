@@ -161,7 +161,7 @@ def emd(x: torch.Tensor, y: torch.Tensor) -> float:
 
     a = np.full(x.shape[0], 1.0 / x.shape[0])
     b = np.full(y.shape[0], 1.0 / y.shape[0])
-    cost = ot.dist(x.double().numpy(), y.double().numpy(), metric="euclidean")
+    cost = ot.dist(x.double().cpu().numpy(), y.double().cpu().numpy(), metric="euclidean")
     return float(ot.emd2(a, b, cost, numItermax=1_000_000))
 
 
@@ -173,6 +173,11 @@ def emd(x: torch.Tensor, y: torch.Tensor) -> float:
     "implicit sampler + AR-DAE vs IAF",
 )
 def run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
+    with ctx.device:  # tensors and modules are created on the run's device
+        return _run(cfg, ctx)
+
+
+def _run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
     require_positive(cfg, "dim", "repetitions", "iterations", "n_d", "n_sigma", "lambda_every")
     if cfg.batch < 2 or cfg.eval_samples < 2:
         raise ValueError("batch and eval_samples must be >= 2")
@@ -182,7 +187,7 @@ def run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
     for rep in ctx.progress(range(cfg.repetitions), desc="ardae-maxent"):
         if rep < len(state["emd_ardae"]):
             continue
-        gen = torch.Generator().manual_seed(ctx.seed * 100_003 + rep)
+        gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed * 100_003 + rep)
         m = torch.randn(cfg.dim, generator=gen)
         b = torch.randn(cfg.dim, cfg.dim, generator=gen)
         cov = b.T @ b
@@ -221,7 +226,8 @@ def run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
     }
     for name in ("ardae", "iaf"):
         metrics[f"logdet_gap.{name}.mean"] = float(np.mean(state[f"logdet_{name}"]))
-    _figure(ctx, ardae_v, iaf_v)
+    with ctx.figures():
+        _figure(ctx, ardae_v, iaf_v)
     return metrics
 
 

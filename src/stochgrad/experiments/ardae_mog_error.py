@@ -142,6 +142,11 @@ def model_error(model: nn.Module, x: torch.Tensor, mixture, **kwargs) -> float:
     "AR-DAE paper section 4.2 / Fig. 3: score error of regDAE, resDAE, AR-DAE on a 1-D MoG",
 )
 def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
+    with ctx.device:  # tensors and modules are created on the run's device
+        return _run(cfg, ctx)
+
+
+def _run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
     unknown = sorted(set(cfg.methods) - set(METHODS))
     if unknown:
         raise ValueError(f"methods: unknown {unknown}; choose from {METHODS}")
@@ -232,7 +237,8 @@ def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
             if dae_errors:
                 metrics[f"{name}_sigma0_minus_best_dae"] = error0 - min(dae_errors)
             metrics[f"{name}_sigma0_minus_fstar_delta"] = error0 - metrics["error.fstar.delta"]
-    _figures(cfg, ctx, sigmas, metrics, mixture)
+    with ctx.figures():
+        _figures(cfg, ctx, sigmas, metrics, mixture)
     return metrics
 
 
@@ -303,12 +309,12 @@ def _figures(cfg: MogErrorConfig, ctx, sigmas, metrics, mixture) -> None:
     # Fig. S1: the density and f*(x; σ) for several σ
     x = torch.linspace(-4.5, 4.5, 400, dtype=torch.float64)[:, None]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    xs = x[:, 0].numpy()
-    a1.plot(xs, mixture.log_prob(x).exp().numpy())
+    xs = x[:, 0].cpu().numpy()
+    a1.plot(xs, mixture.log_prob(x).exp().cpu().numpy())
     a1.set_title("p(x)")
-    a2.plot(xs, mixture.score(x)[:, 0].numpy(), "k-.", label="∇log p")
+    a2.plot(xs, mixture.score(x)[:, 0].cpu().numpy(), "k-.", label="∇log p")
     for s in (0.1, 0.5, 1.0, 2.0):
-        a2.plot(xs, optimal_dae(x, s, mixture)[:, 0].numpy(), label=f"f*, σ={s}")
+        a2.plot(xs, optimal_dae(x, s, mixture)[:, 0].cpu().numpy(), label=f"f*, σ={s}")
     a2.set_ylim(-10, 10)
     a2.legend(fontsize=7)
     fig.tight_layout()

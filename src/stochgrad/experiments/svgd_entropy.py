@@ -154,8 +154,13 @@ def sigma_key(sigma: float) -> str:
     "S2AC paper section 4.1 / Fig. 4, 9, 10: closed-form SVGD entropy vs SGLD, DLD, HMC",
 )
 def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
+    with ctx.device:  # tensors and modules are created on the run's device
+        return _run(cfg, ctx)
+
+
+def _run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
     _check(cfg)
-    gen = torch.Generator().manual_seed(ctx.seed)
+    gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
     target = paper_gaussian()
     metrics: dict[str, float] = {"entropy.true": target.entropy()}
 
@@ -195,7 +200,8 @@ def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
                 "hessian": -float(target.precision.trace())}[cfg.self_term]  # fmt: skip
     offset = cfg.step_size * cfg.n_steps * per_step / cfg.n_particles
     metrics["entropy.svgd_paper_formula"] = metrics["entropy.svgd"] - offset
-    _figure_samplers(cfg, ctx, target, a0, state, metrics)
+    with ctx.figures():
+        _figure_samplers(cfg, ctx, target, a0, state, metrics)
 
     # ---- 2. kernel bandwidth (Fig. 4b, 9) ----------------------------------------------------
     finals = {}
@@ -208,7 +214,8 @@ def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
         metrics[f"abs_err.svgd.{sigma_key(sigma)}"] = abs(h - metrics["entropy.true"])
         metrics[f"drift_ratio.svgd.{sigma_key(sigma)}"] = _final_drift_ratio(res)
         finals[sigma] = res.particles[0]
-    _figure_bandwidth(cfg, ctx, target, finals, metrics)
+    with ctx.figures():
+        _figure_bandwidth(cfg, ctx, target, finals, metrics)
 
     # ---- 3. steps and particles on Gaussians and circle mixtures (Fig. 4c, 10) ---------------
     # family -> [(parameter, target, step size, bandwidth)]
@@ -244,7 +251,8 @@ def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
             params = [x for x, _, _, _ in targets]  # M or v; the true entropy grows with both
             metrics[f"spearman.{fam}.l{n}_m{m}"] = _spearman(params, est)
         metrics[f"spearman.{fam}"] = min(metrics[f"spearman.{fam}.l{n}_m{m}"] for n, m in cells)
-    _figure_grid(cfg, ctx, families, truth, grid)
+    with ctx.figures():
+        _figure_grid(cfg, ctx, families, truth, grid)
     table = {
         fam: {
             "parameter": [x for x, _, _, _ in families[fam]],
@@ -290,7 +298,8 @@ def _contours(ax, target, lim: float = 8.0) -> None:
     g = torch.linspace(-lim, lim, 200, dtype=torch.float64)
     xx, yy = torch.meshgrid(g, g, indexing="xy")
     lp = target.log_prob(torch.stack([xx, yy], -1))
-    ax.contour(xx.numpy(), yy.numpy(), lp.exp().numpy(), levels=6, colors="tab:blue", alpha=0.6)
+    xx, yy, density = xx.cpu().numpy(), yy.cpu().numpy(), lp.exp().cpu().numpy()
+    ax.contour(xx, yy, density, levels=6, colors="tab:blue", alpha=0.6)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
@@ -303,7 +312,7 @@ def _figure_samplers(cfg, ctx, target, a0, state, metrics) -> None:
     ]
     for ax, (title, pts, h) in zip(axes, panels):
         _contours(ax, target)
-        p = pts.detach().numpy()
+        p = pts.detach().cpu().numpy()
         ax.scatter(p[:, 0], p[:, 1], s=4, c="k")
         ax.set_title(title if h is None else f"{title}: H = {h:.2f}")
     fig.suptitle(f"true entropy {metrics['entropy.true']:.2f} (002 Fig. 4a)")
@@ -326,7 +335,7 @@ def _figure_bandwidth(cfg, ctx, target, finals, metrics) -> None:
     fig, axes = plt.subplots(1, len(sig), figsize=(3.2 * len(sig), 3.4), squeeze=False)
     for ax, s in zip(axes[0], sig):
         _contours(ax, target)
-        p = finals[s].detach().numpy()
+        p = finals[s].detach().cpu().numpy()
         ax.scatter(p[:, 0], p[:, 1], s=4, c="k")
         ax.set_title(f"σ = {s:g}: H = {metrics[f'entropy.svgd.{sigma_key(s)}']:.2f}")
     fig.tight_layout()

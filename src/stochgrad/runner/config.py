@@ -20,7 +20,9 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def _type_name(tp: Any) -> str:
-    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else str(tp)
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return str(tp).replace("typing.", "").replace(" ", "")
 
 
 def _parse(raw: str, tp: Any) -> Any:

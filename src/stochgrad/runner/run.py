@@ -139,6 +139,15 @@ def prepare_dir(path: str | Path, flag: str = "--out") -> list[Path]:
     return created
 
 
+def out_path(out_dir: str | Path | None, default: Path, flag: str = "--out") -> Path:
+    """``out_dir`` as a Path (``default`` when None); an empty string is an error, not "."."""
+    if out_dir is None:
+        return default
+    if str(out_dir).strip() == "":
+        raise ValueError(f"{flag}: empty path; give a directory")
+    return Path(out_dir)
+
+
 def remove_if_empty(created: Sequence[Path]) -> None:
     """Remove directories made by :func:`prepare_dir` that hold nothing but a lock file."""
     for d in reversed(created):
@@ -331,7 +340,7 @@ def run_experiment(
     check_seed(seed)
     dev = resolve_device(device)
     check_memory(exp, cfg, dev)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(name, preset, f"seed{seed}")
+    out = out_path(out_dir, default_out_dir(name, preset, f"seed{seed}"))
     created = prepare_dir(out)
     try:
         with DirLock(out):
@@ -595,7 +604,7 @@ def run_sweep(
     if backend == "local":  # Ray workers may have devices that this machine lacks
         check_memory(exp, cfg, resolve_device(device))
     tag = f"seeds{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"seed{seeds[0]}"
-    out = Path(out_dir) if out_dir is not None else default_out_dir(name, preset, tag)
+    out = out_path(out_dir, default_out_dir(name, preset, tag))
     created = prepare_dir(out)
     try:
         with DirLock(out):
@@ -727,7 +736,7 @@ def reproduce(
     """
     from stochgrad.runner.report import write_report
 
-    out = Path(out_dir) if out_dir is not None else Path("runs") / f"reproduce-{preset}"
+    out = out_path(out_dir, Path("runs") / f"reproduce-{preset}")
     todo = list(dict.fromkeys(only)) if only else registry.names()
     for name in todo:
         exp = registry.get(name)
