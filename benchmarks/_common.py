@@ -50,20 +50,23 @@ def write_results(out, name: str, result: dict, markdown: str) -> None:
 
 
 def interleaved_ratios(
-    pairs: dict, rounds: int, calls: int, warmup: int = 3
+    pairs: dict, rounds: int, calls: int, warmup: int = 3, clock: str = "thread_time"
 ) -> dict[str, dict[str, float]]:
     """Time ``pairs[name] = (ours, reference)`` (zero-argument callables) in interleaved rounds.
 
-    Each round runs, for every row in turn, ``calls`` calls of one side then of the other
-    (the side that goes first alternates between rounds), so both sides see the same machine
-    state.  Returns per row the medians of the per-call times (ms), the median and quartiles
+    Each round runs, for every row in turn, ``calls`` timed calls of one side then of the
+    other (the side that goes first alternates between rounds), each after one untimed call of
+    the same side, so both sides see the same machine state and neither pays for switching.  Returns per row the medians of the per-call times (ms), the median and quartiles
     of the per-round ratios ours / reference, and the ratio of the fastest rounds (least
-    disturbed by other processes).
+    disturbed by other processes).  ``clock``: ``"thread_time"`` (CPU time of the calling
+    thread: with ``torch.set_num_threads(1)`` all the work runs there, and time spent
+    descheduled by other processes does not count) or ``"perf_counter"`` (wall time).
     """
     import time
 
     import numpy as np
 
+    now = getattr(time, clock)
     for ours, ref in pairs.values():
         for _ in range(warmup):
             ours()
@@ -75,10 +78,11 @@ def interleaved_ratios(
             for side, fn in (
                 (("ours", ours), ("ref", ref)) if r % 2 == 0 else (("ref", ref), ("ours", ours))
             ):
-                t0 = time.perf_counter()
+                fn()  # untimed: the timed calls run with this side's code and data warm
+                t0 = now()
                 for _ in range(calls):
                     fn()
-                spent[side] = (time.perf_counter() - t0) / calls
+                spent[side] = (now() - t0) / calls
             times[name].append((spent["ours"], spent["ref"]))
     out = {}
     for name, rows in times.items():
@@ -93,5 +97,6 @@ def interleaved_ratios(
             "ratio_of_minima": float(a[:, 0].min() / a[:, 1].min()),
             "rounds": rounds,
             "calls_per_round": calls,
+            "clock": f"time.{clock}",
         }
     return out

@@ -885,8 +885,10 @@ SAME_GRAPH_NOTE = (
     "hand_lax): same uniform noise (generators seeded alike; both sides give the same ĝ before "
     "timing), same f, same control-variate modules, ĝ per example w.r.t. the logits with its "
     "φ-dependence kept (as the variance objective needs). Interleaved rounds in one process "
-    "(the side that goes first alternates); ratio = ours / hand per round, median and "
-    "quartiles over rounds. VAE size: 200 Bernoulli units x batch 24, linear decoder f; LAX and "
+    "(the side that goes first alternates; each side's timed calls follow one untimed call of "
+    "the same side); ratio = ours / hand per round, median and quartiles over rounds. Clock: "
+    "CPU time of the calling thread (time.thread_time; torch runs on this one thread), so "
+    "time spent descheduled by other processes on a loaded machine does not count. VAE size: 200 Bernoulli units x batch 24, linear decoder f; LAX and "
     "reparameterization on Normal(logits, 1) latents of the same size with the same f."
 )
 
