@@ -2,12 +2,13 @@
 
 from stochgrad.runner.config import make_config
 from stochgrad.runner.context import RunContext, resolve_device, seed_everything
-from stochgrad.runner.registry import Experiment, get, names, register
+from stochgrad.runner.registry import Experiment, Headline, get, names, register
 from stochgrad.runner.report import aggregate, find_runs, mean_sem, write_report
 from stochgrad.runner.run import parse_seeds, reproduce, resume, run_experiment, run_sweep
 
 __all__ = [
     "Experiment",
+    "Headline",
     "RunContext",
     "aggregate",
     "find_runs",
