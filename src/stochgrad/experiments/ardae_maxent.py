@@ -23,7 +23,7 @@ import torch
 
 from ..entropy import ARDAE, entropy_surrogate
 from ..runner.config import require_positive
-from ..runner.registry import register
+from ..runner.registry import Headline, register
 from ..samplers import IAF, ImplicitSampler
 
 
@@ -171,6 +171,16 @@ def emd(x: torch.Tensor, y: torch.Tensor) -> float:
     PRESETS,
     "AR-DAE paper section 6.4 / Fig. 8: maximum entropy under moment constraints, "
     "implicit sampler + AR-DAE vs IAF",
+    headlines={
+        "emd.diff.mean": Headline(
+            paper="Fig. 8: over 256 repetitions the AR-DAE sampler mostly has a smaller EMD "
+            "than the IAF with exact entropy (EMD difference mostly < 0)",
+            meaning="mean over repetitions of EMD(AR-DAE sampler) - EMD(IAF) to samples of "
+            "the maximum-entropy solution N(m, BᵀB); < 0 favours AR-DAE",
+            quick="not established: 2 repetitions of 300 iterations (paper: 256 of 3000); "
+            "both samplers end within 1.5x of the EMD floor (tested)",
+        ),
+    },
 )
 def run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
     with ctx.device:  # tensors and modules are created on the run's device
