@@ -19,11 +19,13 @@ __all__ = [
 # SVGD with tracked log-density, Langevin / HMC comparison (paper 002)
 from .langevin import dld, hmc, langevin, particle_jacobian, sgld
 from .svgd import (
+    Diagnostics,
     ParticleResult,
     bandwidth_heuristic,
     entropy_estimate,
     rbf_kernel,
     score_from_energy,
+    score_jacobian_trace,
     svgd,
     svgd_direction,
     svgd_jacobian,
@@ -32,6 +34,7 @@ from .svgd import (
 )
 
 __all__ += [
+    "Diagnostics",
     "ParticleResult",
     "bandwidth_heuristic",
     "dld",
@@ -41,6 +44,7 @@ __all__ += [
     "particle_jacobian",
     "rbf_kernel",
     "score_from_energy",
+    "score_jacobian_trace",
     "sgld",
     "svgd",
     "svgd_direction",

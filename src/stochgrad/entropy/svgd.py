@@ -19,7 +19,8 @@ the map that pushes ``q^l`` to ``q^{l+1}``), so the log-density is tracked with
     log q^{l+1}(a_i^{l+1}) = log q^l(a_i^l) - log|det(I + ε ∇_x h_Q(x))|  at x = a_i^l,
 
 exact (``log_det="exact"``, autograd Jacobian), to first order (``"trace"``, Theorem 3.1:
-``ε tr ∇_x h_Q``, trace from the autograd Jacobian), or in closed form (``"closed_form"``).
+``ε tr ∇_x h_Q``, trace from the autograd Jacobian), or in closed form (``"closed_form"``). This
+is the ``self_term="frozen"`` variant; the others change only the particle's own term (below).
 
 **Closed form (our derivation of Theorem 3.3).** With ``δ_ij = a_i - a_j``, ``r_ij = ‖δ_ij‖``,
 ``s_j = ∇log p(a_j)`` and ``∇_x k(a_j, x) = -k δ/σ²``, ``∇_{a_j} k(a_j, x) = k δ/σ²``:
@@ -30,18 +31,40 @@ exact (``log_det="exact"``, autograd Jacobian), to first order (``"trace"``, The
     tr ∇_x h_Q(a_i) = 1/(m σ²) Σ_{j=1..m} k_ij (d - r_ij²/σ² - δ_ijᵀ s_j)
 
 Only first-order derivatives (the scores, already computed by the step) and dot products. The
-``j = i`` term is ``d/σ²``: the particle set is frozen, so ``s_i`` is a constant of ``T_Q`` and no
-Hessian appears. Differences from 002: the target there is ``exp(Q/α)`` with the update scaled
-by α, so with the score of ``p`` α drops out (the proof's term ① carries a spurious α and
-``k(a_j, a_j)`` for ``k(a_i, a_j)``); the main-text Theorem 3.3 has the same factors as above but
-sums over ``j ≠ i`` only, i.e. drops the self term ``ε d/(m σ²)`` per step (the authors' code
-also normalizes that sum by ``m - 1``). With 002's settings (m = 200, σ = 5) the self term moves
-the entropy by 0.04 nats; with few particles and small bandwidths it matters. Differentiating the
-update ``a_i ↦ a_i + ε h(a_i)`` with the *other* particles fixed and ``a_i`` moving also inside
-``s_i`` instead adds ``(∇²log p(a_i) - I/σ²)/m``: summed over particles that is the trace of the
-joint ``md × md`` Jacobian, i.e. it tracks the joint density of the particle system, whose
-entropy per particle is lower than a particle's marginal entropy (2.7 vs 3.41 nats in 002
-section 4.1), so we do not use it.
+``j = i`` term is ``d/σ²``: the particle set is frozen, so ``s_i`` is a constant of ``T_Q``.
+Differences from 002: the target there is ``exp(Q/α)`` with the update scaled by α, so with the
+score of ``p`` α drops out (the proof's term ① carries a spurious α and ``k(a_j, a_j)`` for
+``k(a_i, a_j)``).
+
+**The particle's own term (``self_term``).** Particle i's update contains its own term
+``(1/m)[k(a_i, a_i) s_i + ∇_{a_j} k(a_j, a_i)|_{j=i}] = s_i / m``. Three ways to differentiate it:
+
+- ``"frozen"``: as a member of the frozen set Q (above): ``+d/(m σ²)`` per unit of ε. This is
+  the Jacobian of ``T_Q``, the map that transports the density in the mean-field limit.
+- ``"dropped"``: 002's main-text Theorem 3.3, the sum over ``j ≠ i`` (normalized by m; the
+  authors' code uses m - 1): ``frozen - d/(m σ²)``.
+- ``"hessian"`` (default): the derivative of the particle's own update with the others fixed,
+  ``(1/m) ∇s(a_i)``: ``dropped + tr ∇s(a_i) / m``, ``tr ∇s`` (the Laplacian of log p) by
+  autograd (:func:`score_jacobian_trace`: ``d`` backward passes through the score; for an
+  energy, double backward). Summed over particles this is the trace of the joint ``md × md``
+  Jacobian of the step, so ``-mean_i log q^L`` is, to first order in ε, ``(1/m) H(a_1, ..., a_m)``,
+  the joint entropy per particle, which is at most the entropy of one particle's marginal
+  (subadditivity), with equality when the particles are independent (at step 0).
+
+**Where the closed form holds** (``benchmarks/results/svgd_marginal.md``: independent particle
+sets, one particle of each, its entropy by k-NN, Gaussians in 1-D to 6-D and a 2-D mixture, m =
+50 and 10, kernel widths 0.5 to 5, median and the authors'). The policy's entropy is that of
+the marginal of one particle, and none of the variants is that in general: a particle's next
+position depends on the other particles, which are random and correlated with it. While SVGD
+transports the particles towards the target (the first tens of steps at ε = 0.1 there) the
+``hessian`` estimate stays within about 0.2 nats of the marginal; ``frozen`` and ``dropped``
+miss the ``tr ∇s / m`` per step and overshoot by up to several nats in 3-D and 6-D (and m = 10),
+``frozen`` most at narrow kernels. Once the particles settle into a configuration (their moves
+shrink to a fraction of the first step's), every estimate drifts while the marginal hardly
+changes: ``hessian`` falls (the joint density of a settled configuration concentrates),
+``frozen`` rises by ``ε d/(m σ²)`` per step at a standstill, ``dropped`` goes either way.
+:func:`svgd` records the per-step entropy change and movement (:class:`Diagnostics`) and warns
+when the particles have settled.
 """
 
 from __future__ import annotations
