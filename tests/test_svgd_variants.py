@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
+from test_svgd import particles, random_gaussian
 
 from stochgrad.entropy import (
     bandwidth_heuristic,
@@ -28,19 +29,6 @@ from stochgrad.targets import Gaussian, isotropic_gaussian, paper_gaussian
 from stochgrad.targets.mixture import GaussianMixture
 
 F64 = torch.float64
-
-
-def random_gaussian(d: int, seed: int) -> Gaussian:
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(d, d, dtype=F64, generator=g)
-    return Gaussian(
-        torch.randn(d, dtype=F64, generator=g), a @ a.T / d + 0.5 * torch.eye(d, dtype=F64)
-    )
-
-
-def particles(batch: int, m: int, d: int, seed: int, scale: float = 1.5) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(batch, m, d, dtype=F64, generator=g)
 
 
 def mixture(d: int) -> GaussianMixture:
