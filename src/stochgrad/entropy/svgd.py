@@ -489,11 +489,11 @@ def _step(
     hm, trace, inv, sigma = _fused_step_terms(a, s, bandwidth, log_det == "closed_form")
     if trace is not None:
         inv1 = inv.view(-1, 1) if isinstance(inv, Tensor) else inv
-        scale = inv1 / m  # tr ∇_x h_Q = T / (m σ²)
-        if self_term == "frozen":
-            ld = trace * (step_size * scale)
-        else:
-            ld = step_size * _apply_self_term(trace * scale, self_term, d * scale, score_tr, m)
+        if self_term == "dropped":
+            trace = trace - d  # T's j = i term is k_ii d = d
+        elif self_term == "hessian":
+            trace = trace - d + score_tr / inv1  # + σ² tr ∇s(a_i)
+        ld = trace * (step_size * inv1 / m)  # ε tr ∇h = ε T / (m σ²)
     elif log_det in ("trace", "exact"):
         sig = sigma if isinstance(sigma, Tensor) else a.new_full((a.shape[0], 1, 1), sigma)
         jac = svgd_jacobian(a, s, sig)
