@@ -342,20 +342,13 @@ def svgd_trace_closed_form(
     sig2 = sigma.squeeze(-1) ** 2
     kr2 = (k * r2).sum(-1)
     trace = (d * k1 - kr2 / sig2 - ((c * ks).sum(-1) - kcs)) / (m * sig2)
-    return _apply_self_term(trace, self_term, d / (m * sig2), score_trace, m)
-
-
-def _apply_self_term(
-    trace: Tensor, self_term: str, frozen_self: Tensor | float, score_trace: Tensor | None, m: int
-) -> Tensor:
-    """Turn the frozen-set trace into the chosen self-term variant."""
     if self_term == "frozen":
         return trace
     if self_term == "dropped":
-        return trace - frozen_self
-    if score_trace is None:
-        raise ValueError("self_term='hessian' needs score_trace, tr ∇s(a_i) per particle")
-    return trace - frozen_self + score_trace / m
+        return trace - d / (m * sig2)
+    if self_term != "hessian" or score_trace is None:
+        raise ValueError(f"self_term must be one of {SELF_TERMS} (hessian with score_trace)")
+    return trace - d / (m * sig2) + score_trace / m
 
 
 def score_jacobian_trace(score: Score, a: Tensor) -> tuple[Tensor, Tensor]:
