@@ -562,9 +562,11 @@ def svgd(
     (recomputed every step, see :func:`bandwidth_heuristic`). log_prob: ``log q^0(a^0)``,
     ``[batch, m]`` (default 0). log_det: ``"closed_form"`` (default, Theorem 3.3), ``"trace"``,
     ``"exact"`` or ``"none"``. self_term: which derivative of a particle's own term enters
-    ``∇h``: ``"frozen"``, ``"dropped"`` (002's Theorem 3.3) or ``"hessian"`` (needs a score
-    differentiable by autograd); see the module docstring. warn: warn (``RuntimeWarning``) when
-    the diagnostic says the tracked entropy no longer follows the particles.
+    ``∇h``: ``"hessian"`` (default; needs a score differentiable by autograd and costs ``d``
+    backward passes through it per step), ``"dropped"`` (002's Theorem 3.3) or ``"frozen"``; see
+    the module docstring. warn: ``RuntimeWarning`` once the particles have settled
+    (:attr:`Diagnostics.settling` below :data:`SETTLED_FRACTION`), where the estimate no longer
+    follows their marginal entropy.
 
     Returns :class:`ParticleResult` with ``log_prob = log q^0 - Σ_l log|det(I + ε ∇h)|`` and
     the per-step diagnostics. Autograd flows through the steps (e.g. to ``q^0``'s parameters or
