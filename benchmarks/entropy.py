@@ -594,7 +594,15 @@ def aggregate(cfg: BenchConfig, records: list[dict], step_ms: dict, refs: dict) 
             table.setdefault(r["model"], {})[r["seed"]] = r["log"]
             devices.setdefault(r["model"], {})[r["seed"]] = r.get("device", "cpu")
         names = [n for n in specs if n in table]
-        common = sorted(set.intersection(*(set(table[n]) for n in names))) if names else []
+        # selection seeds: those every model of the timed sweep finished (the variants added
+        # afterwards, σ² input and antithetic ResidualDAE, have fewer seeds)
+        swept = [
+            n
+            for n in names
+            if not specs[n].get("square")
+            and not (specs[n].get("anti") and specs[n]["kind"] == "resdae")
+        ]
+        common = sorted(set.intersection(*(set(table[n]) for n in swept))) if swept else []
         variants = {}  # "model:readout" -> (model, readout)
         for n in names:
             for ro in ["sigma0"] if specs[n]["kind"] == "resdae" else list(READOUTS):
@@ -617,31 +625,37 @@ def aggregate(cfg: BenchConfig, records: list[dict], step_ms: dict, refs: dict) 
                     for st in steps
                 }
             row["val_common_last"] = float(
-                np.mean([table[n][sd][last][f"val_{ro}"] for sd in common])
+                np.mean([table[n][sd][last][f"val_{ro}"] for sd in common if sd in table[n]])
             )
             row["test_last_by_seed"] = {str(sd): table[n][sd][last][f"test_{ro}"] for sd in seeds}
             if specs[n]["kind"] == "ardae":
                 row["sigma_use_last"] = _mean_se([table[n][sd][last]["sigma_use"] for sd in seeds])
             row["train_time_s"] = _mean_se([table[n][sd][last]["train_time_s"] for sd in seeds])
             rows[v] = row
-        res = [v for v in rows if specs[variants[v][0]]["kind"] == "resdae"]
-        ard = [v for v in rows if v not in res]
+        kinds = {v: specs[variants[v][0]] for v in rows}
+        res = [v for v in rows if kinds[v]["kind"] == "resdae" and not kinds[v].get("anti")]
+        res_anti = [v for v in rows if kinds[v]["kind"] == "resdae" and kinds[v].get("anti")]
+        ard = [v for v in rows if kinds[v]["kind"] == "ardae"]
         if not common or not res or not ard:
             continue
         best_res = min(res, key=lambda v: rows[v]["val_common_last"])
         best_ard = min(ard, key=lambda v: rows[v]["val_common_last"])
         comparisons = {}
-        for label, a in (("paper", "ardae:sigma0"), ("best", best_ard)):
+        pairs = [("paper", "ardae:sigma0", best_res), ("best", best_ard, best_res)]
+        if res_anti:  # the fixed-σ DAE with the same antithetic pairs (not in the selection)
+            best_res_anti = min(res_anti, key=lambda v: rows[v]["val_common_last"])
+            pairs.append(("best_vs_antithetic_resdae", best_ard, best_res_anti))
+        for label, a, r in pairs:
             if a not in rows:
                 continue
-            (na, roa), (nr, _) = variants[a], variants[best_res]
+            (na, roa), (nr, _) = variants[a], variants[r]
             paired = sorted(set(table[na]) & set(table[nr]))
             diff = [
                 table[na][sd][last][f"test_{roa}"] - table[nr][sd][last]["test_sigma0"]
                 for sd in paired
             ]
             # equal wall time: the slower model read at the step the faster one's run allows
-            ra, rr = rows[a]["ms_per_step"], rows[best_res]["ms_per_step"]
+            ra, rr = rows[a]["ms_per_step"], rows[r]["ms_per_step"]
             eq = []
             for sd in paired if ra and rr else []:  # no timing: no equal-time comparison
                 ea = [table[na][sd][str(st)][f"test_{roa}"] for st in steps]
@@ -652,7 +666,7 @@ def aggregate(cfg: BenchConfig, records: list[dict], step_ms: dict, refs: dict) 
                     eq.append(ea[-1] - _loglog_interp(steps, er, steps[-1] * ra / rr))
             comparisons[label] = {
                 "ardae": a,
-                "resdae": best_res,
+                "resdae": r,
                 "seeds": paired,
                 "diff_equal_steps": _mean_se(diff),
                 "diff_equal_time": _mean_se(eq) if eq else None,
@@ -795,9 +809,10 @@ def errors_markdown(result: dict) -> list[str]:
             "| problem | steps | noisy samples/step | ms/step AR-DAE paper / best AR-DAE / best "
             "ResidualDAE | AR-DAE (paper) | best AR-DAE variant | best ResidualDAE | f*(δ) | "
             "f* at best ResidualDAE σ | σ-blind limit (δ) | best AR-DAE - best ResidualDAE, "
-            "equal steps | same, equal wall time |"
+            "equal steps | same, equal wall time | ResidualDAE with antithetic pairs (not in "
+            "the paper) | best AR-DAE - it, equal steps |"
         ),
-        "|" + "---|" * 12,
+        "|" + "---|" * 14,
     ]
     for key, p in agg.items():
         rows, refs = p["rows"], p["references"]
@@ -809,12 +824,21 @@ def errors_markdown(result: dict) -> list[str]:
             for r in (paper, ba, br)
         )
         sig = br["model"].removeprefix("resdae_s")
+        anti = "n/a | n/a"
+        if "best_vs_antithetic_resdae" in p["comparisons"]:
+            c2 = p["comparisons"]["best_vs_antithetic_resdae"]
+            r2 = rows[c2["resdae"]]
+            anti = (
+                f"{_pm(r2['test'][last])} (σ = {r2['model'].removeprefix('resdae_anti_s')}δ, "
+                f"{len(r2['seeds'])} seeds) | {_pm(c2['diff_equal_steps'])} "
+                f"(seeds {c2['seeds']})"
+            )
         lines.append(
             f"| {key} | {last} | {budget} | {ms} | {_pm(paper['test'][last])} | "
             f"{_pm(ba['test'][last])} ({_label(ba)}) | {_pm(br['test'][last])} (σ = {sig}δ) | "
             f"{refs['fstar']['1']:.4f} | {refs['fstar'][sig]:.4f} | "
             f"{refs['sigma_blind']['1']:.4f} | {_pm(cmp_['diff_equal_steps'])} | "
-            f"{_pm(cmp_['diff_equal_time'])} |"
+            f"{_pm(cmp_['diff_equal_time'])} | {anti} |"
         )
     lines += [""]
     for key, p in agg.items():
@@ -853,7 +877,7 @@ def errors_markdown(result: dict) -> list[str]:
             )
         c = p["comparisons"]
         lines += [""]
-        for label in ("paper", "best"):
+        for label in ("paper", "best", "best_vs_antithetic_resdae"):
             if label in c:
                 x = c[label]
                 lines.append(
