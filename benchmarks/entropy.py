@@ -755,6 +755,12 @@ def _label(row: dict) -> str:
 
 def cost_markdown(result: dict) -> list[str]:
     m, s = result["cost_machine"], result["cost_settings"]
+    carried = (
+        " (Kept from an earlier run of this benchmark: the last run measured only the "
+        "equal-budget part.)"
+        if result.get("cost_carried_over")
+        else ""
+    )
     lines = [
         "## Cost of an AR-DAE update and of an entropy-surrogate gradient",
         "",
@@ -766,7 +772,7 @@ def cost_markdown(result: dict) -> list[str]:
             f"hidden={tuple(s['cost_hidden'])}), ARDAE(d, hidden={tuple(s['cost_hidden'])}, "
             f"delta={s['cost_delta']}, n_sigma={s['n_sigma']}), Adam(betas=(0.5, 0.999)) as in "
             "000 App. E.1; d = 2 is the energy-fitting setting, d = 10 the size of the "
-            "maximum-entropy experiment (section 6.4)."
+            "maximum-entropy experiment (section 6.4)." + carried
         ),
         "",
         (
@@ -1031,6 +1037,9 @@ def main() -> None:
             if k.startswith("cost") or k in ("noise_dim", "n_sigma", "seed")
         }
         result["cost_notes"] = COST_NOTES
+        result["cost_carried_over"] = False
+    elif "cost" in result:
+        result["cost_carried_over"] = True  # kept from the previous run of this benchmark
 
     if args.part in ("all", "errors"):
         src = args.report_from or args.out
