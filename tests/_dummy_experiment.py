@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +96,14 @@ def dummy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(TESTS) + (os.pathsep + path if path else ""))
     monkeypatch.setenv("STOCHGRAD_EXTRA_EXPERIMENTS", "_dummy_experiment")
     monkeypatch.setenv("STOCHGRAD_NO_PROGRESS", "1")
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m stochgrad ARGS`` in a subprocess, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "stochgrad", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
