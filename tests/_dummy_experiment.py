@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from stochgrad.runner import RunContext, register
+from stochgrad.runner import Headline, RunContext, register
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,14 @@ class DummyConfig:
     """Raise while drawing the figure (an error in a figure must not discard the metrics)."""
 
 
-@register("dummy", DummyConfig, {"quick": {"steps": 12}}, "runner test experiment")
+HEADLINES = {
+    "final.loss": Headline(paper="loss | 0 (a made-up claim)", meaning="last loss", quick="yes")
+}
+
+
+@register(
+    "dummy", DummyConfig, {"quick": {"steps": 12}}, "runner test experiment", headlines=HEADLINES
+)
 def run(cfg: DummyConfig, ctx: RunContext) -> dict[str, float]:
     w, start = torch.zeros(3, device=ctx.device), 0
     state = ctx.load_checkpoint()

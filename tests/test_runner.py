@@ -265,6 +265,9 @@ def test_reproduce_runs_presets_and_writes_report(tmp_path: Path) -> None:
     md, html = reproduce("quick", tmp_path, only=["dummy"])
     assert (tmp_path / "dummy" / "quick" / "seed0" / "results.json").exists()
     assert md == tmp_path / "report.md" and "final.loss" in md.read_text()
+    loss = json.loads((tmp_path / "dummy" / "quick" / "seed0" / "results.json").read_text())
+    row = f"| final.loss | {loss['metrics']['final.loss']:.4g} ± – | loss \\| 0 (a made-up claim) |"
+    assert row + " last loss | yes |" in md.read_text()  # the headline next to the paper's claim
     assert html.exists()
 
 

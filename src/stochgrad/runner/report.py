@@ -171,7 +171,8 @@ def _headline_rows(g: Group) -> tuple[list[str], list[str]]:
     for m, h, st in rows:
         value = "not measured" if st is None else f"{_fmt(st[0])} ± {_fmt(st[1])}"
         expect = h.quick if g.preset == "quick" else "the paper's setting"
-        md.append(f"| {m} | {value} | {h.paper} | {h.meaning} | {expect} |")
+        cells = (m, value, h.paper, h.meaning, expect)
+        md.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         hb.append(
             "<tr>"
             + "".join(f"<td>{html.escape(x)}</td>" for x in (m, value, h.paper, h.meaning, expect))

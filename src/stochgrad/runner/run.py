@@ -152,9 +152,10 @@ def remove_if_empty(created: Sequence[Path]) -> None:
     """Remove directories made by :func:`prepare_dir` that hold nothing but a lock file."""
     for d in reversed(created):
         try:
-            (d / LOCK).unlink(missing_ok=True) if list(d.iterdir()) == [d / LOCK] else None
+            if [p.name for p in d.iterdir()] == [LOCK]:
+                (d / LOCK).unlink()
             d.rmdir()
-        except OSError:
+        except OSError:  # not empty, or gone: leave it and its parents
             return
 
 
