@@ -61,7 +61,9 @@ class Gaussian:
 
     def sample(self, shape: tuple[int, ...] = (), generator: torch.Generator | None = None):
         """Samples ``[*shape, d]``."""
-        eps = torch.randn(*shape, self.dim, dtype=self.mean.dtype, generator=generator)
+        eps = torch.randn(
+            *shape, self.dim, dtype=self.mean.dtype, device=self.mean.device, generator=generator
+        )
         return self.mean + eps @ self._chol.T
 
     def entropy(self) -> float:
@@ -127,7 +129,7 @@ class CircleMixture(GaussianMixture):
             return math.log(2 * math.pi * math.e * self.variance), 0.0
         key = (n_samples, seed)
         if key not in self._entropy:
-            gen = torch.Generator().manual_seed(seed)
+            gen = torch.Generator(device=self.means.device).manual_seed(seed)
             total, total_sq, done = 0.0, 0.0, 0
             while done < n_samples:  # chunks bound the memory of [n, M] log-densities
                 n = min(200_000, n_samples - done)

@@ -127,7 +127,9 @@ class GaussianMixture:
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n samples, ``[n, d]``."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.dim, dtype=self.means.dtype, generator=generator)
+        eps = torch.randn(
+            n, self.dim, dtype=self.means.dtype, device=self.means.device, generator=generator
+        )
         if self.stds is None:
             return self.means[k] + (self.scale_tril[k] @ eps.unsqueeze(-1)).squeeze(-1)
         return self.means[k] + self.stds[k, None] * eps
