@@ -275,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             matplotlib.use("Agg")
         args.fn(args)
+    except BrokenPipeError:  # the output went to a pipe that closed early (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError, FloatingPointError, OSError) as e:
         if os.environ.get("STOCHGRAD_DEBUG") == "1":
             raise
