@@ -136,6 +136,7 @@ def test_paper_formula_misses_the_self_term_and_fails_the_order_eps_squared_chec
                 paper[0, i] += k[0, i, j] * (d - r2[0, i, j] / sigma**2 - delta @ s[0, j])
     paper = paper / (m * sigma**2)
     torch.testing.assert_close(closed - paper, torch.full_like(paper, d / (m * sigma**2)))
+    torch.testing.assert_close(svgd_trace_closed_form(a, s, k, r2, sig, "dropped"), paper)
     eps = 0.01
     _, exact = svgd_step(a, p.score, eps, sigma, "exact", self_term="frozen")
     assert ((eps * paper - exact).abs() > 10 * eps**2).all()

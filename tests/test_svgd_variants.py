@@ -17,7 +17,6 @@ from stochgrad.entropy import (
     rbf_kernel,
     svgd,
     svgd_step,
-    svgd_trace_closed_form,
 )
 from stochgrad.entropy.svgd import (
     DEFAULT_SELF_TERM,
@@ -71,24 +70,6 @@ def test_variants_differ_by_the_self_term_only():
         torch.testing.assert_close(out["dropped"][1], dropped)
         hess = dropped - eps * p.precision.trace() / m  # tr ∇s = -tr Σ⁻¹ for a Gaussian
         torch.testing.assert_close(out["hessian"][1], hess)
-
-
-def test_paper_theorem_is_the_dropped_variant():
-    """002's Theorem 3.3: the sum over j != i, written term by term."""
-    d, m, sigma = 2, 7, 1.1
-    p = random_gaussian(d, 5)
-    a = particles(1, m, d, 6)
-    s = p.score(a)
-    k, r2, sig = rbf_kernel(a, sigma)
-    want = torch.zeros(1, m, dtype=F64)
-    for i in range(m):
-        for j in range(m):
-            if j != i:
-                delta = a[0, i] - a[0, j]
-                want[0, i] += k[0, i, j] * (d - r2[0, i, j] / sigma**2 - delta @ s[0, j])
-    want = want / (m * sigma**2)
-    got = svgd_trace_closed_form(a, s, k, r2, sig, self_term="dropped")
-    torch.testing.assert_close(got, want)
 
 
 def test_score_jacobian_trace_by_autograd_and_from_energy():
