@@ -56,8 +56,10 @@ def test_seed_sweep_prints_mean_and_se(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_resume_continues_a_crashed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        main(["run", "dummy", "--set", "crash_after=4", "--out", str(tmp_path)])
+    # a run that fails inside the experiment is no user error: exit 1, `error:` and no traceback
+    assert main(["run", "dummy", "--set", "crash_after=4", "--out", str(tmp_path)]) == 1
+    assert "error: " in (err := capsys.readouterr().err) and "simulated crash" in err
+    assert "Traceback" not in err
     assert main(["resume", str(tmp_path)]) == 0
     assert "resumed" in capsys.readouterr().out
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "ok"

@@ -286,4 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; continue with `stochgrad resume RUN_DIR`", file=sys.stderr)
         return 130
+    except RuntimeError as e:  # a run failed inside the experiment (not a user error): exit 1
+        if os.environ.get("STOCHGRAD_DEBUG") == "1":
+            raise
+        print(f"error: {e} (STOCHGRAD_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
     return 0

@@ -168,10 +168,10 @@ def train_step(model: EnergyModel, potential, step: int, cfg: EnergyConfig, opt,
 def histogram(x: torch.Tensor, bins: int, limit: float) -> torch.Tensor:
     """Normalized 2-D histogram on [-limit, limit]², ``[bins, bins]`` (x-bin, y-bin); samples
     outside the grid count as missing mass."""
-    h = torch.histogramdd(
+    h = torch.histogramdd(  # CPU only in torch: back to x's device afterwards
         x.double().cpu(), bins=[bins, bins], range=[-limit, limit, -limit, limit]
     ).hist
-    return h / x.shape[0]
+    return h.to(x.device) / x.shape[0]
 
 
 def total_variation(hist: torch.Tensor, target: torch.Tensor) -> float:
