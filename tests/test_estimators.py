@@ -642,6 +642,25 @@ def test_masked_class_keeps_the_temperature_gradient_finite():
         assert all(torch.isfinite(g).all() for g in grads)
 
 
+def test_masked_class_into_a_raw_network_control_variate_is_an_error():
+    """Without RelaxedInput the masked class's z = -inf would make c (and ĝ) NaN silently."""
+    leaf = MASKED6.expand(8, 6).clone().requires_grad_(True)
+    raw = NeuralControlVariate(mlp(6, (8,), 1)).to(DT)
+    with pytest.raises(ValueError, match="RelaxedInput"):
+        relax(CategoricalRelaxation(logits=leaf), f6, raw)
+
+
+def test_reparameterization_log_prob_is_taken_at_sampling_time():
+    mu = nn.Parameter(torch.zeros(4, dtype=DT))
+    torch.manual_seed(27)
+    est = reparameterization(torch.distributions.Normal(mu, 1.0), lambda b: b**2)  # batch 4
+    expected = torch.distributions.Normal(torch.zeros(4, dtype=DT), 1.0).log_prob(est.sample)
+    opt = torch.optim.SGD([mu], lr=1.0)
+    est.surrogate.backward()
+    opt.step()  # moves mu in place: a log_prob computed later would see the new parameters
+    torch.testing.assert_close(est.log_prob, expected)
+
+
 class _Recorder(nn.Module):
     def forward(self, h):
         self.seen = h

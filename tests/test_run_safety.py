@@ -165,17 +165,28 @@ def test_failed_resume_changes_nothing_and_names_the_file(
     assert snapshot(run) == before
 
 
-def test_resume_of_a_finished_run_that_fails_keeps_its_results(tmp_path: Path) -> None:
+def test_resume_of_a_finished_run_changes_no_file(tmp_path: Path) -> None:
+    """A finished run is not run again by resume: before, a resume that failed or was
+    interrupted truncated its metrics.csv while results.json still said ok."""
     run = tmp_path / "run"
     run_experiment("dummy", "quick", ["steps=10"], out_dir=run)
-    results = (run / "results.json").read_bytes()
     saved = json.loads((run / "config.json").read_text())
-    saved["config"]["nan_at"] = 9  # valid config, but the resumed run now fails
+    saved["config"]["nan_at"] = 9  # valid config, but a re-run would now fail at step 9
     (run / "config.json").write_text(json.dumps(saved))
-    (run / "checkpoint.pt").unlink()  # so that it starts over and reaches step 9
-    with pytest.raises(FloatingPointError, match="left as it was"):
-        resume(run)
-    assert (run / "results.json").read_bytes() == results
+    before = snapshot(run)
+    res = resume(run)
+    assert res["already_finished"] and res["status"] == "ok"
+    assert snapshot(run) == before
+
+
+def test_run_into_a_directory_without_a_run_deletes_nothing(tmp_path: Path) -> None:
+    pics = tmp_path / "pics"
+    (pics / "tb").mkdir(parents=True)
+    (pics / "holiday.png").write_text("img")
+    (pics / "tb" / "notes.txt").write_text("x")
+    run_experiment("dummy", "quick", ["steps=3"], out_dir=pics)
+    assert (pics / "holiday.png").read_text() == "img"
+    assert (pics / "tb" / "notes.txt").read_text() == "x"
 
 
 # ---- 3. one owner per run directory ------------------------------------------------------
@@ -321,3 +332,12 @@ def test_lock_file_names_the_owner(tmp_path: Path) -> None:
             DirLock(tmp_path).acquire()
     with DirLock(tmp_path):  # released on exit
         pass
+
+
+def test_a_config_error_found_by_the_experiment_leaves_no_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "run"
+    assert main(["run", "relax-toy", "--set", "steps=-3", "--out", str(out)]) == 2
+    assert "steps" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

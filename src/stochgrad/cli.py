@@ -126,7 +126,10 @@ def _cmd_resume(args: argparse.Namespace) -> None:
         dirs = [d for d in dirs if run_status(d) != "ok"]
     for d in dirs:
         res = resume(d, args.device)
-        print(f"resumed {d}: finished in {res['wall_time_s']:.1f} s")
+        if res.get("already_finished"):
+            print(f"{d} had already finished (status ok): nothing to resume")
+        else:
+            print(f"resumed {d}: finished in {res['wall_time_s']:.1f} s")
         _print_metrics(res["metrics"])
 
 

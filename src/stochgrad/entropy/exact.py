@@ -19,7 +19,7 @@ def optimal_dae(x: Tensor, sigma: float | Tensor, mixture: GaussianMixture) -> T
     N(0, σ² I): f*(x; σ) = ∇_x log Σ_k w_k N(x; μ_k, Σ_k + σ² I) (denoising score matching;
     Σ_k = s_k² I for an isotropic mixture).  At σ = 0 this is ∇_x log p.  ``x``: ``[..., d]``.
     """
-    sigma = torch.as_tensor(sigma, dtype=x.dtype)
+    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if sigma.dim() != 0:
         raise ValueError(f"sigma must be a number, got a tensor of shape {tuple(sigma.shape)}")
     return mixture.smoothed(sigma).score(x)

@@ -178,6 +178,11 @@ class NeuralControlVariate(ControlVariate):
     def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
         if self._relaxed_input is not None:
             z = self._relaxed_input(z)
+        elif torch.isneginf(z).any():  # masked classes: their z is -inf, a NaN in any layer
+            raise ValueError(
+                "z has -inf entries (masked classes, logit -inf): make a RelaxedInput the first "
+                "layer of the control variate's nn.Sequential net, which relaxes them to 0"
+            )
         h = z.reshape(z.shape[0], -1)
         if cond is not None:
             h = torch.cat([h, cond.reshape(cond.shape[0], -1).to(h.dtype)], dim=-1)

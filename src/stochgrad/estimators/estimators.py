@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
 
@@ -74,17 +74,10 @@ class Estimate:
     per_example: Tensor
     sample: Tensor
     f: Tensor
-    log_prob_or_fn: Tensor | Callable[[], Tensor] = field(repr=False)
-    """log p(b|θ), or a function computing it on first access of ``log_prob``."""
+    log_prob: Tensor
     z: Tensor | None = None
     z_tilde: Tensor | None = None
     reduction: str = "mean"
-
-    @cached_property
-    def log_prob(self) -> Tensor:
-        """log p(b|θ) summed over units, ``[batch]`` (attached to θ)."""
-        lp = self.log_prob_or_fn
-        return lp() if callable(lp) else lp
 
     @cached_property
     def surrogate(self) -> Tensor:
@@ -241,10 +234,7 @@ def reparameterization(
     batch = check_batch(b, "dist batch shape")
     fb = evaluate_f(f, b, batch)
     b_fixed = b.detach()
-
-    def log_p() -> Tensor:  # not needed for ĝ: computed only if asked for
-        return _sum_units(dist.log_prob(b_fixed), batch)
-
+    log_p = _sum_units(dist.log_prob(b_fixed), batch)  # at sampling time (not needed for ĝ)
     return Estimate(fb, b_fixed, fb.detach(), log_p, reduction=reduction)
 
 

@@ -219,6 +219,14 @@ def _replaceable(run_dir: Path, status: str | None) -> bool:
     )
 
 
+def _nothing_run(run_dir: Path) -> bool:
+    """True when a run failed before logging a step, saving a checkpoint or drawing a figure:
+    its config.json and results.json hold nothing worth keeping."""
+    return not any((run_dir / f).exists() for f in (CHECKPOINT, METRICS_CSV, "tb")) and not any(
+        run_dir.glob("*.png")
+    )
+
+
 def _clear_run(run_dir: Path) -> None:
     for stale in (RESULTS, METRICS_CSV, CHECKPOINT, CONFIG):
         (run_dir / stale).unlink(missing_ok=True)
@@ -269,10 +277,9 @@ def _execute(
     dev: torch.device,
     resumed: bool,
     checkpoint: dict[str, Any] | None = None,
-    keep_finished: bool = False,
 ) -> dict[str, Any]:
     """Run ``exp`` in ``out_dir`` (locked by the caller) and write results.json; re-raises the
-    run's error. ``keep_finished``: a failure leaves the existing (finished) results.json alone.
+    run's error.
 
     CPU runs use ``STOCHGRAD_THREADS`` torch threads (default 1: the experiments' small
     networks run as fast on one thread, and extra threads thrash when processes share cores).
@@ -302,12 +309,9 @@ def _execute(
     except BaseException as e:
         results["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         results["error"] = f"{type(e).__name__}: {e}"
-        kept = "; its finished results.json was left as it was" if keep_finished else ""
         if isinstance(e, FloatingPointError):
             ckpt = "; last good checkpoint kept" if ctx.checkpoint_path.exists() else ""
-            raise FloatingPointError(f"{e} in run {out_dir}{ckpt}{kept}") from e
-        if kept and isinstance(e, (ValueError, TypeError)):
-            raise type(e)(f"{e}{kept}") from e
+            raise FloatingPointError(f"{e} in run {out_dir}{ckpt}") from e
         raise
     finally:
         torch.set_num_threads(threads_before)
@@ -315,8 +319,7 @@ def _execute(
         results["wall_time_s"] = time.perf_counter() - start
         if ctx.warnings:
             results["warnings"] = ctx.warnings
-        if results["status"] == "ok" or not keep_finished:
-            _write_json(out_dir / RESULTS, results)
+        _write_json(out_dir / RESULTS, results)
     return results
 
 
@@ -343,6 +346,7 @@ def run_experiment(
     check_memory(exp, cfg, dev)
     out = out_path(out_dir, default_out_dir(name, preset, f"seed{seed}"))
     created = prepare_dir(out)
+    started = False
     try:
         with DirLock(out):
             status = run_status(out)
@@ -354,7 +358,8 @@ def run_experiment(
                     f"--out {out} already holds a run (status {status}); pass --overwrite to "
                     f"replace it{hint}"
                 )
-            _clear_run(out)
+            if status is not None:  # replace a run; never delete files of a directory without one
+                _clear_run(out)
             _write_json(
                 out / CONFIG,
                 {
@@ -366,8 +371,12 @@ def run_experiment(
                     "device": device,
                 },
             )
+            started = True
             return _execute(exp, cfg, preset, seed, out, dev, resumed=False)
     except BaseException:
+        if started and _nothing_run(out):  # e.g. a config error found by the experiment itself
+            for f in (CONFIG, RESULTS):
+                (out / f).unlink(missing_ok=True)
         remove_if_empty(created)
         raise
 
@@ -408,8 +417,9 @@ def resume(run_dir: str | Path, device: str | None = None) -> dict[str, Any]:
 
     The experiment's ``ctx.load_checkpoint()`` then returns the last saved state. config.json,
     checkpoint.pt and metrics.csv are checked before anything is written: a damaged file is a
-    ValueError naming it, and the directory is left as it was. A failing resume of a finished
-    run keeps its results.json.
+    ValueError naming it, and the directory is left as it was. A finished run (status ``ok``) is
+    not run again: its results.json is returned with ``"already_finished": True`` and no file
+    changes (``stochgrad run --out DIR --overwrite`` runs it anew).
     """
     run_dir = Path(run_dir)
     exp, cfg, saved = load_run_config(run_dir)
@@ -421,9 +431,10 @@ def resume(run_dir: str | Path, device: str | None = None) -> dict[str, Any]:
             checkpoint = load_checkpoint_file(run_dir / CHECKPOINT)
         if (run_dir / METRICS_CSV).exists():
             read_metrics_csv(run_dir / METRICS_CSV)
-        finished = run_status(run_dir) == "ok"
+        if run_status(run_dir) == "ok":
+            return {**_read_json(run_dir / RESULTS), "already_finished": True}
         return _execute(
-            exp, cfg, saved["preset"], int(saved["seed"]), run_dir, dev, True, checkpoint, finished
+            exp, cfg, saved["preset"], int(saved["seed"]), run_dir, dev, True, checkpoint
         )
 
 

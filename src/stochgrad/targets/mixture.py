@@ -33,12 +33,12 @@ class GaussianMixture:
         self.stds: Tensor | None = None
         self.scale_tril: Tensor | None = None
         if stds is not None:
-            stds = torch.as_tensor(stds, dtype=means.dtype).expand(k).clone()
+            stds = torch.as_tensor(stds, dtype=means.dtype, device=means.device).expand(k).clone()
             if not (stds > 0).all():
                 raise ValueError("stds must be > 0")
             self.stds = stds
         else:
-            cov = torch.as_tensor(covariances, dtype=means.dtype)
+            cov = torch.as_tensor(covariances, dtype=means.dtype, device=means.device)
             if cov.shape == (d, d):
                 cov = cov.expand(k, d, d)
             if cov.shape != (k, d, d):
@@ -53,9 +53,9 @@ class GaussianMixture:
                 raise ValueError("covariances must be positive definite")
             self.scale_tril = tril  # Σ_k = L_k L_kᵀ
         weights = (
-            torch.full((k,), 1.0 / k, dtype=means.dtype)
+            torch.full((k,), 1.0 / k, dtype=means.dtype, device=means.device)
             if weights is None
-            else torch.as_tensor(weights, dtype=means.dtype)
+            else torch.as_tensor(weights, dtype=means.dtype, device=means.device)
         )
         if weights.shape != (k,) or (weights < 0).any() or weights.sum() <= 0:
             raise ValueError(f"weights must be {k} non-negative numbers with a positive sum")
@@ -73,16 +73,16 @@ class GaussianMixture:
     def covariances(self) -> Tensor:
         """Σ_k, ``[K, d, d]``."""
         if self.stds is not None:
-            eye = torch.eye(self.dim, dtype=self.means.dtype)
+            eye = torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
             return self.stds[:, None, None] ** 2 * eye
         return self.scale_tril @ self.scale_tril.transpose(-1, -2)
 
     def smoothed(self, sigma: Tensor | float) -> GaussianMixture:
         """The mixture convolved with N(0, σ² I): Σ_k → Σ_k + σ² I."""
-        sigma = torch.as_tensor(sigma, dtype=self.means.dtype)
+        sigma = torch.as_tensor(sigma, dtype=self.means.dtype, device=self.means.device)
         if self.stds is not None:
             return GaussianMixture(self.means, (self.stds**2 + sigma**2).sqrt(), self.weights)
-        eye = torch.eye(self.dim, dtype=self.means.dtype)
+        eye = torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
         return GaussianMixture(
             self.means, weights=self.weights, covariances=self.covariances + sigma**2 * eye
         )
