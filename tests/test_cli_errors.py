@@ -41,6 +41,10 @@ CASES = [
     (["reproduce", "--seeds", "0-1000", "--out", "{new}"], "pass --yes"),
     (["run", "dummy", "--seeds", "0-1000000", "--out", "{new}"], "asks for 1000001 runs"),
     (["run", "relax-toy", "--set", "batch=1000000000", "--out", "{new}"], "needs an estimated"),
+    (["run", "ardae-mog-error", "--set", "batch=1000000000", "--out", "{new}"], "needs an estim"),
+    (["run", "ardae-energy", "--set", "batch=1000000000", "--out", "{new}"], "needs an estim"),
+    (["run", "ardae-maxent", "--set", "batch=1000000000", "--out", "{new}"], "needs an estim"),
+    (["run", "svgd-entropy", "--set", "n_particles=10000000", "--out", "{new}"], "needs an est"),
     (["run", "dummy", "--device", "meta", "--out", "{new}"], "--device"),
     (["run", "dummy", "--preset", "fast", "--out", "{new}"], "unknown preset 'fast'"),
     (["resume", "{new}"], "is not a run directory"),
@@ -67,10 +71,8 @@ def test_cli_errors_name_the_argument_and_exit_2(
     assert code == 2, err
     assert err.startswith("error: ") and message in err, err
     assert "Traceback" not in err
-    # bad input is refused before anything is written (validation errors inside the
-    # experiment happen after its run directory exists: that directory holds the failure)
-    if "relax-toy" not in args or "batch=1000000000" in " ".join(args):
-        assert not (tmp_path / "new").exists()
+    # bad input leaves nothing behind (errors found inside the experiment included)
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")

@@ -206,6 +206,14 @@ def _variants(cfg: EnergyConfig) -> list[tuple[str, str, int, int]]:
     return out
 
 
+def memory_estimate(cfg: EnergyConfig) -> float:
+    """A lower bound of the peak bytes: the AR-DAE forward on batch x n_σ noisy samples (two
+    float32 activations per hidden unit), or an evaluation chunk of up to 100,000 samples."""
+    width = sum(cfg.hidden)
+    chunk = min(cfg.eval_samples, 100_000)
+    return max(4 * 2 * cfg.batch * cfg.n_sigma * width, 4 * chunk * width)
+
+
 @register(
     "ardae-energy",
     EnergyConfig,
@@ -221,6 +229,7 @@ def _variants(cfg: EnergyConfig) -> list[tuple[str, str, int, int]]:
             "TV 0.85 (tested); the ranking needs the paper preset",
         ),
     },
+    memory=memory_estimate,
 )
 def run(cfg: EnergyConfig, ctx) -> dict[str, float]:
     with ctx.device:  # tensors and modules are created on the run's device

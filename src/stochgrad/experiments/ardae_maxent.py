@@ -165,6 +165,12 @@ def emd(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(ot.emd2(a, b, cost, numItermax=1_000_000))
 
 
+def memory_estimate(cfg: MaxEntConfig) -> float:
+    """A lower bound of the peak bytes: one AR-DAE forward on batch x n_σ noisy samples keeps
+    two float32 activations per hidden unit for its backward pass."""
+    return 4 * 2 * cfg.batch * cfg.n_sigma * sum(cfg.hidden)
+
+
 @register(
     "ardae-maxent",
     MaxEntConfig,
@@ -181,6 +187,7 @@ def emd(x: torch.Tensor, y: torch.Tensor) -> float:
             "both samplers end within 1.5x of the EMD floor (tested)",
         ),
     },
+    memory=memory_estimate,
 )
 def run(cfg: MaxEntConfig, ctx) -> dict[str, float]:
     with ctx.device:  # tensors and modules are created on the run's device

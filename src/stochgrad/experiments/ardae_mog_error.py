@@ -135,6 +135,12 @@ def model_error(model: nn.Module, x: torch.Tensor, mixture, **kwargs) -> float:
     return expected_error(model.score(x.float(), **kwargs), x, mixture)
 
 
+def memory_estimate(cfg: MogErrorConfig) -> float:
+    """A lower bound of the peak bytes: one AR-DAE forward on batch x n_σ noisy samples keeps
+    two float32 activations per hidden unit for its backward pass."""
+    return 4 * 2 * cfg.batch * cfg.n_sigma * sum(cfg.hidden)
+
+
 @register(
     "ardae-mog-error",
     MogErrorConfig,
@@ -150,6 +156,7 @@ def model_error(model: nn.Module, x: torch.Tensor, mixture, **kwargs) -> float:
             "the residual DAE's (tested), with 500 of the paper's 10000 iterations",
         ),
     },
+    memory=memory_estimate,
 )
 def run(cfg: MogErrorConfig, ctx) -> dict[str, float]:
     with ctx.device:  # tensors and modules are created on the run's device

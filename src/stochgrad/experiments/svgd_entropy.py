@@ -150,6 +150,15 @@ def sigma_key(sigma: float) -> str:
     return "sigma_" + np.format_float_positional(sigma, trim="-")
 
 
+def memory_estimate(cfg: SVGDEntropyConfig) -> float:
+    """A lower bound of the peak bytes: the float64 m x m kernel of every particle set (main run
+    and grid), or the Monte Carlo entropy's samples x components."""
+    kernel = max(
+        cfg.n_sets * cfg.n_particles**2, cfg.grid_sets * max(cfg.grid_particles, default=0) ** 2
+    )
+    return 8 * max(kernel, cfg.mc_samples * max(cfg.gmm_components, default=1))
+
+
 @register(
     "svgd-entropy",
     SVGDEntropyConfig,
@@ -164,6 +173,7 @@ def sigma_key(sigma: float) -> str:
             quick="yes: within 0.15 nats, the others off by more than 5 (tested)",
         ),
     },
+    memory=memory_estimate,
 )
 def run(cfg: SVGDEntropyConfig, ctx) -> dict[str, float]:
     with ctx.device:  # tensors and modules are created on the run's device
