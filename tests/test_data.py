@@ -3,6 +3,7 @@ file, dynamic binarization (z-tests in float64) and the 25-Gaussian grid of 000 
 
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +270,14 @@ def test_grid_samples_have_the_right_moments():
     for n in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="n must be a positive int"):
             grid_of_gaussians(n)
+
+
+def test_readme_data_example_runs():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Data\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    namespace: dict = {}
+    exec(compile(code, "README", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["x"].shape == (SUBSET_SIZES["train"], 784)
+    assert namespace["toy"].shape == (512, 2)
+    assert set(namespace["batch"].unique().tolist()) <= {0.0, 1.0}
