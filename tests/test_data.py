@@ -185,6 +185,13 @@ def test_grey_levels_load(tmp_path):
     bad = _write(tmp_path / "b.npz", train=raw.astype(np.float32))  # 0..255 as floats
     with pytest.raises(ValueError, match=r"b\.npz'.*outside \[0, 1\]"):
         load_grey_mnist(bad)
+    wide = raw.astype(np.int16)
+    torch.testing.assert_close(
+        load_grey_mnist(_write(tmp_path / "i.npz", train=wide)), grey.float()
+    )
+    wide[0, 0] = 300
+    with pytest.raises(ValueError, match=r"w\.npz'.*outside 0\.\.255"):
+        load_grey_mnist(_write(tmp_path / "w.npz", train=wide))
     with pytest.raises(ValueError, match=r"grey must hold grey levels in \[0, 1\]"):
         binarize(torch.tensor([0.2, float("nan")]))
     with pytest.raises(TypeError, match="grey must be a floating tensor"):

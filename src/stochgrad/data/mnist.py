@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -146,18 +146,47 @@ def _check_dtype(dtype: torch.dtype) -> None:
         raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
 
 
-def _load_binary(source: _Source, split: str) -> np.ndarray:
+def _static(arr: np.ndarray, name: str, label: str) -> np.ndarray:
+    """The pixels as uint8 in {0, 1}, or an error if they are not binary."""
+    if not _is_binary(arr):
+        raise ValueError(
+            f"MNIST file {label}: array {name!r} has values outside {{0, 1}} "
+            f"(min {arr.min()}, max {arr.max()}); expected statically binarized pixels"
+        )
+    return arr.astype(np.uint8, copy=False)
+
+
+def _grey(arr: np.ndarray, name: str, label: str) -> np.ndarray:
+    """Grey levels in [0, 1] from uint8 0..255 or floats in [0, 1]; binary pixels are refused."""
+    if _is_binary(arr):
+        raise ValueError(
+            f"MNIST file {label}: array {name!r} is already binary (values in {{0, 1}}, no grey "
+            "levels), so only static binarization is available for this source; use "
+            "load_binarized_mnist, or give a grey-level file (uint8 0..255 or floats in [0, 1]) "
+            "for dynamic binarization"
+        )
+    if arr.dtype.kind == "f":
+        if not ((arr >= 0) & (arr <= 1)).all():
+            raise ValueError(
+                f"MNIST file {label}: float array {name!r} has values outside [0, 1] (or NaN); "
+                "expected grey levels in [0, 1]"
+            )
+        return arr
+    if arr.min() < 0 or arr.max() > 255:
+        raise ValueError(
+            f"MNIST file {label}: integer array {name!r} has values outside 0..255 "
+            f"(min {arr.min()}, max {arr.max()}); expected grey levels"
+        )
+    return arr.astype(np.float64) / 255.0
+
+
+def _load(
+    source: _Source, split: str, convert: Callable[[np.ndarray, str, str], np.ndarray]
+) -> np.ndarray:
+    """The rows of ``split`` (names joined by '+' are concatenated), each array converted."""
     names = _split_names(split, source.label)
-    parts = []
     with source.open() as archive:
-        for name in names:
-            arr = _read(archive, name, source.label)
-            if not _is_binary(arr):
-                raise ValueError(
-                    f"MNIST file {source.label}: array {name!r} has values outside {{0, 1}} "
-                    f"(min {arr.min()}, max {arr.max()}); expected statically binarized pixels"
-                )
-            parts.append(arr.astype(np.uint8, copy=False))
+        parts = [convert(_read(archive, name, source.label), name, source.label) for name in names]
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
@@ -179,7 +208,7 @@ def load_binarized_mnist(
     an error naming the file and what was expected.
     """
     _check_dtype(dtype)
-    return _to_tensor(_load_binary(_resolve(path, subset), split), dtype, device)
+    return _to_tensor(_load(_resolve(path, subset), split, _static), dtype, device)
 
 
 def load_grey_mnist(
@@ -199,37 +228,7 @@ def load_grey_mnist(
     levels, so only static binarization is available for it.
     """
     _check_dtype(dtype)
-    source = _resolve(path, subset)
-    names = _split_names(split, source.label)
-    parts = []
-    with source.open() as archive:
-        for name in names:
-            arr = _read(archive, name, source.label)
-            if _is_binary(arr):
-                raise ValueError(
-                    f"MNIST file {source.label}: array {name!r} is already binary (values in "
-                    "{0, 1}, no grey levels), so only static binarization is available for this "
-                    "source; use load_binarized_mnist, or give a grey-level file (uint8 0..255 or "
-                    "floats in [0, 1]) for dynamic binarization"
-                )
-            if arr.dtype.kind in "bu":
-                grey = arr.astype(np.float64) / 255.0
-            elif arr.dtype.kind == "i":
-                if arr.min() < 0 or arr.max() > 255:
-                    raise ValueError(
-                        f"MNIST file {source.label}: integer array {name!r} has values outside "
-                        f"0..255 (min {arr.min()}, max {arr.max()}); expected grey levels"
-                    )
-                grey = arr.astype(np.float64) / 255.0
-            else:
-                if not ((arr >= 0) & (arr <= 1)).all():
-                    raise ValueError(
-                        f"MNIST file {source.label}: float array {name!r} has values outside "
-                        f"[0, 1] (or NaN); expected grey levels in [0, 1]"
-                    )
-                grey = arr
-            parts.append(grey)
-    return _to_tensor(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype, device)
+    return _to_tensor(_load(_resolve(path, subset), split, _grey), dtype, device)
 
 
 def binarize(grey: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -263,7 +262,7 @@ def write_mnist_subset(
     src = _resolve(source, subset=False)
     arrays = {}
     for name in SPLITS:
-        full = _load_binary(src, name)
+        full = _load(src, name, _static)
         if sizes[name] > len(full):
             raise ValueError(
                 f"sizes[{name!r}] = {sizes[name]} but {src.label} has {len(full)} {name} rows"
