@@ -110,8 +110,8 @@ def _read(archive: Any, name: str, label: str) -> np.ndarray:
     try:
         arr = archive[name]
         packed = int(archive[_PACKED]) if _PACKED in archive.files else None
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise ValueError(f"MNIST file {label}: array {name!r} cannot be read ({e})")
+    except (TypeError, ValueError, OSError, zipfile.BadZipFile) as e:
+        raise ValueError(f"MNIST file {label}: array {name!r} cannot be read ({e})") from e
     if packed is not None:
         if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != -(-packed // 8):
             raise ValueError(
