@@ -36,8 +36,12 @@ def bonferroni_bound(n_coords: int, alpha: float = 1e-4) -> float:
 
 
 def z_scores(grads: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """(mean - exact) / standard error per coordinate, grads ``[N, d]``; a coordinate without
+    variance (an input pixel that is 0) must equal the exact value (z = 0, else inf)."""
     mean, se = grads.mean(0), grads.std(0) / math.sqrt(grads.shape[0])
-    return (mean - exact) / se
+    diff = mean - exact
+    exact_match = torch.where(diff.abs() < 1e-12, 0.0, math.inf)
+    return torch.where(se > 0, diff / se.clamp_min(1e-300), exact_match)
 
 
 def synthetic_batch(n: int = 64, n_x: int = 784, seed: int = 0) -> torch.Tensor:
@@ -181,6 +185,26 @@ def test_encoder_gradient_is_unbiased(name, n_layers):
     assert z.abs().max() < bonferroni_bound(target.numel()), z
 
 
+@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("name", UNBIASED)
+def test_every_parameter_gradient_is_unbiased(name, n_layers):
+    """The ``.grad`` that :func:`estimate_gradients` leaves on every parameter (encoders,
+    decoders, prior) is unbiased for -∂ELBO: K batch-mean estimates against enumeration."""
+    model = tiny_model(n_layers, n_x=4, n_latent=3 if n_layers == 1 else 2, seed=7)
+    x = torch.tensor([[0.0, 1.0, 1.0, 0.0]], dtype=DT)
+    est = estimator_for(name, model)
+    params = list(model.parameters())
+    exact = torch.cat([g.flatten() for g in torch.autograd.grad(-exact_elbo(model, x), params)])
+    torch.manual_seed(31)
+    grads = []
+    for _ in range(100):
+        model.zero_grad(set_to_none=True)
+        estimate_gradients(model, x.expand(200, -1), est)
+        grads.append(torch.cat([p.grad.flatten() for p in params]))
+    z = z_scores(torch.stack(grads), exact)
+    assert z.abs().max() < bonferroni_bound(exact.numel()), z
+
+
 def test_concrete_is_biased_and_the_test_sees_it():
     """Negative control: the relaxed objective's gradient is off the exact one (003 Table 1's
     concrete baseline is biased); the same z-test rejects it."""
@@ -224,21 +248,35 @@ def test_every_model_and_estimator_trains_without_nan(model_name, name):
 
 @pytest.mark.parametrize("name", ["rebar", "relax"])
 def test_elbo_improves_on_a_fixed_batch(name):
-    """100 steps on 64 synthetic images: the ELBO (mean of 20 draws, fixed noise) rises."""
+    """100 steps on 64 synthetic images: the ELBO (mean of 20 draws, fixed noise) rises, and
+    more than with the encoder frozen (so the encoder's estimated gradient helps; measured:
+    about +110 nats trained, +25 frozen, seeds 0 and 1)."""
     x = synthetic_batch(64)
-    model = make_model("linear1", x_mean=x.mean(0))
-    est = DiscreteEstimator(name, model)
-    opt, est_opt = optimizers(model, est)
 
-    def elbo() -> float:
-        with torch.no_grad():
-            g = torch.Generator().manual_seed(5)
-            return torch.stack([model.elbo(x, g) for _ in range(20)]).mean().item()
+    def train(freeze_encoder: bool) -> tuple[float, float]:
+        torch.manual_seed(0)
+        model = make_model("linear1", x_mean=x.mean(0))
+        est = DiscreteEstimator(name, model)
+        opt, est_opt = optimizers(model, est)
+        if freeze_encoder:
+            opt = torch.optim.Adam(
+                [*model.decoders.parameters(), model.prior_logits], lr=1e-3, betas=(0.9, 0.99999)
+            )
 
-    start = elbo()
-    for _ in range(100):
-        step(model, x, est, opt, est_opt)
-    assert elbo() > start + 10.0, (start, elbo())
+        def elbo() -> float:
+            with torch.no_grad():
+                g = torch.Generator().manual_seed(5)
+                return torch.stack([model.elbo(x, g) for _ in range(20)]).mean().item()
+
+        start = elbo()
+        for _ in range(100):
+            step(model, x, est, opt, est_opt)
+        return start, elbo()
+
+    start, end = train(freeze_encoder=False)
+    _, end_frozen = train(freeze_encoder=True)
+    assert end > start + 10.0, (start, end)
+    assert end > end_frozen + 20.0, (end, end_frozen)
 
 
 def test_learned_prior_and_output_bias_from_the_data_mean():
