@@ -279,6 +279,33 @@ def test_elbo_improves_on_a_fixed_batch(name):
     assert end > end_frozen + 20.0, (end, end_frozen)
 
 
+@pytest.mark.parametrize(("name", "model_name"), [("rebar", "linear1"), ("relax", "linear2")])
+def test_training_the_control_variate_lowers_the_gradient_variance(name, model_name):
+    """With the model fixed (learning rate 0), ``step`` trains η, λ (and r_ρ) on the variance
+    objective; the mean of Σ_l ‖ĝ_l‖² per example (= variance + a fixed squared mean) falls
+    (measured at these settings: 7.2-7.5x in 100 steps, 10x in 200)."""
+    x = synthetic_batch(64)
+    model = make_model(model_name, x_mean=x.mean(0))
+    est = DiscreteEstimator(name, model)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    est_opt = torch.optim.Adam(est.parameters(), lr=1e-2, betas=(0.9, 0.99999))
+
+    def mean_square() -> tuple[float, float]:
+        g = torch.Generator().manual_seed(9)
+        values = []
+        for _ in range(30):
+            out = estimate_gradients(model, x, est, g)
+            values.append(sum((gl * 64).pow(2).sum(-1).mean() for gl in out.logit_grads))
+        v = torch.stack(values).detach()
+        return v.mean().item(), v.std().item() / math.sqrt(len(v))
+
+    before, se_before = mean_square()
+    for _ in range(100):
+        step(model, x, est, frozen, est_opt)
+    after, se_after = mean_square()
+    assert after + 4 * se_after < 0.5 * (before - 4 * se_before), (before, after)
+
+
 def test_learned_prior_and_output_bias_from_the_data_mean():
     x = synthetic_batch(16)
     model = make_model("linear2", x_mean=x.mean(0))

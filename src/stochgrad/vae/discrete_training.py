@@ -154,11 +154,10 @@ def _concrete(
         values.append(h)
         logits_list.append(logits)
     (log_q - model.log_joint(x, values)).mean().backward()
-    with torch.no_grad():
-        samples = [((lg + logistic_noise(u)) > 0).to(x.dtype) for lg, u in zip(logits_list, noise)]
-        samples, _ = model.upper_layers(samples[0], 0, noise, None)
-        first = model.encoders[0](x)
-        elbo = -LayerObjective(model, x, 0, [], first, noise)(samples[0])
+    with torch.no_grad():  # the hard sample b = H(z) of the same noise, and its ELBO
+        b1 = (logits_list[0] + logistic_noise(noise[0]) > 0).to(x.dtype)
+        samples, _ = model.upper_layers(b1, 0, noise, None)
+        elbo = -LayerObjective(model, x, 0, [], logits_list[0], noise)(b1)
     grads = [lg.grad.detach() for lg in logits_list]
     return DiscreteGradients(elbo, None, samples, grads)
 
