@@ -218,6 +218,31 @@ def test_concrete_is_biased_and_the_test_sees_it():
     assert z.abs().max() > bonferroni_bound(3), z
 
 
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_iwae_bound_rises_with_k_to_the_exact_log_px(n_layers):
+    """K = 1 is the ELBO (its mean matches enumeration); the bound rises with K, stays below
+    log p(x) and reaches it at K = 1000 within 4 standard errors (2000 draws each)."""
+    model = tiny_model(n_layers, n_x=5, n_latent=3 if n_layers == 1 else 2, seed=11)
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0]], dtype=DT)
+    sizes = model.n_latent
+    combos = torch.tensor(list(itertools.product([0.0, 1.0], repeat=sum(sizes))), dtype=DT)
+    log_px = torch.logsumexp(model.log_joint(x.expand(len(combos), -1), combos.split(sizes, 1)), 0)
+    g = torch.Generator().manual_seed(0)
+    gaps, ses = [], []
+    with torch.no_grad():
+        for k in (1, 10, 100, 1000):
+            v = model.iwae_bound(x.expand(2000, -1), k, g)
+            gaps.append((log_px - v.mean()).item())
+            ses.append(v.std().item() / math.sqrt(2000))
+        elbo = exact_elbo(model, x).item()
+    assert abs(log_px.item() - gaps[0] - elbo) < 4 * ses[0]
+    assert all(gap > -4 * se for gap, se in zip(gaps, ses))  # a lower bound
+    assert all(
+        a - b > 4 * math.hypot(sa, sb) for a, b, sa, sb in zip(gaps, gaps[1:3], ses, ses[1:3])
+    )
+    assert abs(gaps[3]) < 4 * ses[3]
+
+
 # ---- training ------------------------------------------------------------------------------
 def optimizers(model, est, lr=1e-3):
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.99999))
@@ -331,3 +356,5 @@ def test_bad_input_names_the_argument():
         estimate_gradients(make_model("linear2", n_x=6, n_latent=3), torch.zeros(4, 6), est)
     with pytest.raises(ValueError, match="name must be one of"):
         make_model("conv")
+    with pytest.raises(ValueError, match="n_samples must be an integer"):
+        model.iwae_bound(torch.zeros(2, 6), 0)

@@ -19,6 +19,8 @@ function of b_l, and its ``relaxed`` form feeds σ_λ(z_l) upwards through relax
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -140,6 +142,20 @@ class BinaryVAE(nn.Module):
         logits = self.encoders[0](x)
         b = (logits + logistic_noise(noise[0]) > 0).to(logits.dtype)
         return -LayerObjective(self, x, 0, [], logits, noise)(b)
+
+    def iwae_bound(
+        self, x: Tensor, n_samples: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """log (1/K) Σ_k p(x, b_k) / q(b_k|x), b_k ~ q(b|x) i.i.d., ``[batch]``.
+
+        The importance-weighted bound (Burda et al. 2016; the notes' validation bound with
+        K = 100): the ELBO at K = 1, non-decreasing in K in expectation, → log p(x).
+        """
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+        x = self.check_x(x)
+        log_w = self.elbo(x.repeat(n_samples, 1), generator).view(n_samples, x.shape[0])
+        return torch.logsumexp(log_w, dim=0) - math.log(n_samples)
 
 
 class LayerObjective:
