@@ -11,8 +11,38 @@ Discrete latents (003 section 6.2, App. C.1; 004 Table 1): :class:`BinaryVAE` bu
     for x in batches:                                  # [24, 784] binary
         out = step(model, x, est, opt, est_opt)        # out.elbo: [24]
     model.iwae_bound(x_valid, n_samples=100)           # [n_valid]
+
+Continuous latents (000 section 6.2, App. F): :class:`ContinuousVAE` built by
+:func:`make_continuous_vae` (``"gaussian"``, ``"hvi-aux"``, ``"hvi-ardae"``, ``"ivi-ardae"``),
+trained by :func:`continuous_step` (AR-DAE methods: Algorithm 1 with :func:`make_ardae`) and
+evaluated by :func:`log_px` (importance sampling)::
+
+    model = make_continuous_vae("ivi-ardae", x_mean=x_train.mean(0))
+    ardae = make_ardae(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.5, 0.999))  # Table 8
+    ardae_opt = torch.optim.RMSprop(ardae.parameters(), lr=1e-4, alpha=0.5)
+    for x in batches:                                  # [128, 784] binary
+        continuous_step(model, x, opt, ardae, ardae_opt, n_z=625, n_ardae_updates=2)
+    log_px(model, x_test, n_samples=1000)              # [n_test]
 """
 
+from .continuous import (
+    ARDAE_METHODS,
+    LIKELIHOODS,
+    METHODS,
+    AuxiliaryPosterior,
+    ContinuousStep,
+    ContinuousVAE,
+    GaussianPosterior,
+    HierarchicalPosterior,
+    ImplicitPosterior,
+    ardae_loss,
+    ardae_model_loss,
+    continuous_step,
+    log_px,
+    make_ardae,
+    make_continuous_vae,
+)
 from .discrete import (
     MODELS,
     BinaryVAE,
@@ -32,16 +62,31 @@ from .discrete_training import (
 )
 
 __all__ = [
+    "ARDAE_METHODS",
     "ESTIMATORS",
+    "LIKELIHOODS",
+    "METHODS",
     "MODELS",
+    "AuxiliaryPosterior",
     "BinaryVAE",
+    "ContinuousStep",
+    "ContinuousVAE",
     "DiscreteEstimator",
     "DiscreteGradients",
+    "GaussianPosterior",
+    "HierarchicalPosterior",
+    "ImplicitPosterior",
     "LayerObjective",
     "RelaxedObjective",
+    "ardae_loss",
+    "ardae_model_loss",
     "bernoulli_log_prob",
+    "continuous_step",
     "estimate_gradients",
     "linear_vae",
+    "log_px",
+    "make_ardae",
+    "make_continuous_vae",
     "make_model",
     "nonlinear_vae",
     "step",

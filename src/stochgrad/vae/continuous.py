@@ -1,0 +1,534 @@
+"""Continuous-latent VAEs of 000 section 6.2 and App. F: Gaussian, hierarchical and implicit
+posteriors, trained by the reparameterized ELBO, the auxiliary bound or AR-DAE entropy gradients.
+
+The model is p(z) = N(0, I), p(x|z) Bernoulli (or Gaussian, ``likelihood="gaussian"``) with a
+decoder network, and one of four training methods (:data:`METHODS`, 000 Table 1):
+
+* ``"gaussian"``: q(z|x) = N(μ(x), diag σ²(x)), the reparameterized ELBO (000 eq. 6);
+* ``"hvi-aux"``: q(z0|x) q(z|z0, x), both diagonal Gaussians, with an auxiliary r(z0|z, x):
+  E[log p(x, z) - log q(z0|x) - log q(z|z0, x) + log r(z0|z, x)] <= ELBO (App. F.3);
+* ``"hvi-ardae"``: the same hierarchical posterior, its entropy gradient from AR-DAE;
+* ``"ivi-ardae"``: an implicit z = g(ε, x), ε ~ N(0, I_{d_ε}), entropy gradient from AR-DAE.
+
+AR-DAE training follows Algorithm 1 (App. F.2): the AR-DAE f(z̃; h(x), σ) is conditioned on the
+posterior's hidden representation h(x) of x, fed z̃ = s (z - g(0, x)) with the pseudo-mean
+g(0, x) (the sample at zero noise), its prior scale is δ(x) = δ_scale · S_{z̃|x} from n_z
+samples per x, and it gets N_d updates per model update on detached samples (its loss never
+reaches the posterior).  The posterior descends -E[log p(x, z)] + ``entropy_surrogate`` with
+the score s · f(z̃; σ = 0) (000 eq. 12).  The paper's "mlp-concat" AR-DAE encodes z and h(x)
+separately before concatenating them; :class:`~stochgrad.entropy.ARDAE` feeds their
+concatenation to one MLP.
+
+Networks follow the MLP column of 000 Table 7: decoder [d_z, 300] [300, d_x]; a common encoder
+layer [d_x, 300]; Gaussian heads [300, d_z] x 2; q(z|z0, x) a one-hidden-layer MLP on (z0, h(x));
+implicit g: [300 + d_ε, 300] [300, d_z].  Table 7 names no activation: softplus by default.
+
+Evaluation (App. F.3): log p(x) by importance sampling (the IWAE bound of Burda et al. 2016).
+The proposal is q itself for the Gaussian posterior, and for the others the Gaussian with the
+sample mean and covariance of ``n_fit`` posterior draws per x.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..entropy import ARDAE, entropy_surrogate
+from ..nn import activation as activation_class
+from ..nn import mlp
+
+METHODS = ("gaussian", "hvi-aux", "hvi-ardae", "ivi-ardae")
+ARDAE_METHODS = ("hvi-ardae", "ivi-ardae")
+LIKELIHOODS = ("bernoulli", "gaussian")
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _check_int(value: int, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def normal_log_prob(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
+    """log N(z; mean, diag exp(logvar)) summed over the last dimension, ``[...]``."""
+    return -0.5 * ((z - mean).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+
+
+def _reparameterize(mean: Tensor, logvar: Tensor, n: int, eps: Tensor | None = None) -> Tensor:
+    """n draws of N(mean, diag exp(logvar)) per row: ``[batch, d]`` -> ``[batch, n, d]``."""
+    if eps is None:
+        eps = torch.randn(mean.shape[0], n, mean.shape[-1], dtype=mean.dtype, device=mean.device)
+    return mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps
+
+
+class GaussianPosterior(nn.Module):
+    """q(z|x) = N(μ(x), diag σ²(x)) from one hidden layer h(x) (000 Table 7, MLP)."""
+
+    has_density = True
+
+    def __init__(
+        self, n_x: int, latent_dim: int, hidden: int = 300, activation: str = "softplus"
+    ) -> None:
+        super().__init__()
+        self.latent_dim, self.feature_dim = latent_dim, hidden
+        self.common = nn.Sequential(nn.Linear(n_x, hidden), activation_class(activation)())
+        self.mean = nn.Linear(hidden, latent_dim)
+        self.logvar = nn.Linear(hidden, latent_dim)
+
+    def features(self, x: Tensor) -> Tensor:
+        """h(x), ``[batch, hidden]``: the AR-DAE's conditioning input."""
+        return self.common(x)
+
+    def params(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ(x), log σ²(x)), each ``[batch, d_z]``."""
+        h = self.common(x)
+        return self.mean(h), self.logvar(h)
+
+    def sample(self, x: Tensor, n: int) -> Tensor:
+        """n reparameterized draws per x, ``[batch, n, d_z]``."""
+        return _reparameterize(*self.params(x), n)
+
+    def center(self, x: Tensor) -> Tensor:
+        """g(0, x) = μ(x), ``[batch, d_z]``."""
+        return self.params(x)[0]
+
+    def log_prob(self, z: Tensor, x: Tensor) -> Tensor:
+        """log q(z|x) for z ``[batch, n, d_z]``, ``[batch, n]``."""
+        mean, logvar = self.params(x)
+        return normal_log_prob(z, mean[:, None, :], logvar[:, None, :])
+
+
+class HierarchicalPosterior(nn.Module):
+    """q(z|x) = ∫ q(z0|x) q(z|z0, x) dz0, both diagonal Gaussians (000 Table 7, HVI).
+
+    q(z0|x) has heads on the common layer h(x); q(z|z0, x) one hidden layer on (z0, h(x)).
+    The marginal q(z|x) has no closed form.
+    """
+
+    has_density = False
+
+    def __init__(
+        self,
+        n_x: int,
+        latent_dim: int,
+        z0_dim: int = 100,
+        hidden: int = 300,
+        activation: str = "softplus",
+    ) -> None:
+        super().__init__()
+        act = activation_class(activation)
+        self.latent_dim, self.z0_dim, self.feature_dim = latent_dim, z0_dim, hidden
+        self.common = nn.Sequential(nn.Linear(n_x, hidden), act())
+        self.mean0 = nn.Linear(hidden, z0_dim)
+        self.logvar0 = nn.Linear(hidden, z0_dim)
+        self.body = nn.Sequential(nn.Linear(z0_dim + hidden, hidden), act())
+        self.mean = nn.Linear(hidden, latent_dim)
+        self.logvar = nn.Linear(hidden, latent_dim)
+
+    def features(self, x: Tensor) -> Tensor:
+        """h(x), ``[batch, hidden]``."""
+        return self.common(x)
+
+    def params0(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean, log-variance) of q(z0|x) from h(x), each ``[batch, d_z0]``."""
+        return self.mean0(h), self.logvar0(h)
+
+    def params_given(self, z0: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean, log-variance) of q(z|z0, x): z0 ``[batch, n, d_z0]``, h ``[batch, hidden]``."""
+        hz = self.body(torch.cat([z0, h[:, None, :].expand(*z0.shape[:-1], h.shape[-1])], -1))
+        return self.mean(hz), self.logvar(hz)
+
+    def sample_with_z0(self, x: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """(z ``[batch, n, d_z]``, z0 ``[batch, n, d_z0]``), reparameterized."""
+        h = self.common(x)
+        z0 = _reparameterize(*self.params0(h), n)
+        mean, logvar = self.params_given(z0, h)
+        return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean), z0
+
+    def sample(self, x: Tensor, n: int) -> Tensor:
+        """n reparameterized draws per x, ``[batch, n, d_z]``."""
+        return self.sample_with_z0(x, n)[0]
+
+    def center(self, x: Tensor) -> Tensor:
+        """g(0, x): z at zero noise in both layers, ``[batch, d_z]``."""
+        h = self.common(x)
+        return self.params_given(self.mean0(h)[:, None, :], h)[0][:, 0]
+
+
+class ImplicitPosterior(nn.Module):
+    """z = g(ε, x), ε ~ N(0, I_{d_ε}): h(x) and ε concatenated into an MLP (000 Table 7,
+    implicit: [300 + d_ε, 300] [300, d_z]).  No density."""
+
+    has_density = False
+
+    def __init__(
+        self,
+        n_x: int,
+        latent_dim: int,
+        noise_dim: int = 100,
+        hidden: int = 300,
+        activation: str = "softplus",
+    ) -> None:
+        super().__init__()
+        act = activation_class(activation)
+        self.latent_dim, self.noise_dim, self.feature_dim = latent_dim, noise_dim, hidden
+        self.common = nn.Sequential(nn.Linear(n_x, hidden), act())
+        self.g = mlp(hidden + noise_dim, (hidden,), latent_dim, act)
+
+    def features(self, x: Tensor) -> Tensor:
+        """h(x), ``[batch, hidden]``."""
+        return self.common(x)
+
+    def generate(self, eps: Tensor, x: Tensor) -> Tensor:
+        """g(ε, x): ε ``[batch, n, d_ε]`` -> ``[batch, n, d_z]``."""
+        h = self.common(x)
+        return self.g(torch.cat([h[:, None, :].expand(*eps.shape[:-1], h.shape[-1]), eps], -1))
+
+    def sample(self, x: Tensor, n: int) -> Tensor:
+        """n reparameterized draws per x, ``[batch, n, d_z]``."""
+        eps = torch.randn(x.shape[0], n, self.noise_dim, dtype=x.dtype, device=x.device)
+        return self.generate(eps, x)
+
+    def center(self, x: Tensor) -> Tensor:
+        """g(0, x), ``[batch, d_z]``."""
+        return self.generate(x.new_zeros(x.shape[0], 1, self.noise_dim), x)[:, 0]
+
+
+class AuxiliaryPosterior(nn.Module):
+    """r(z0|z, x) = N(μ(z, x), diag σ²(z, x)), one hidden layer: the auxiliary model of HVI aux
+    (Maaløe et al. 2016; 000 App. F.3)."""
+
+    def __init__(
+        self,
+        n_x: int,
+        latent_dim: int,
+        z0_dim: int,
+        hidden: int = 300,
+        activation: str = "softplus",
+    ) -> None:
+        super().__init__()
+        self.net = mlp(n_x + latent_dim, (hidden,), 2 * z0_dim, activation)
+
+    def log_prob(self, z0: Tensor, z: Tensor, x: Tensor) -> Tensor:
+        """log r(z0|z, x): z0 ``[batch, n, d_z0]``, z ``[batch, n, d_z]`` -> ``[batch, n]``."""
+        xz = torch.cat([x[:, None, :].expand(*z.shape[:-1], x.shape[-1]), z], -1)
+        mean, logvar = self.net(xz).chunk(2, dim=-1)
+        return normal_log_prob(z0, mean, logvar)
+
+
+class ContinuousVAE(nn.Module):
+    """p(z) = N(0, I_{d_z}), p(x|z) from ``decoder`` (z ``[..., d_z]`` -> ``[..., n_x]``: logits
+    for ``"bernoulli"``, means for ``"gaussian"`` with a fixed ``obs_std``), a ``posterior``
+    (:class:`GaussianPosterior`, :class:`HierarchicalPosterior`, :class:`ImplicitPosterior`)
+    and a training ``method`` of :data:`METHODS`; ``aux`` is r(z0|z, x) for ``"hvi-aux"``.
+    """
+
+    def __init__(
+        self,
+        decoder: nn.Module,
+        posterior: nn.Module,
+        method: str,
+        n_x: int,
+        likelihood: str = "bernoulli",
+        obs_std: float = 1.0,
+        aux: AuxiliaryPosterior | None = None,
+    ) -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        if not obs_std > 0:
+            raise ValueError(f"obs_std must be > 0, got {obs_std}")
+        needs = {"gaussian": GaussianPosterior, "hvi-aux": HierarchicalPosterior}
+        needs["hvi-ardae"] = HierarchicalPosterior
+        if method in needs and not isinstance(posterior, needs[method]):
+            raise TypeError(
+                f"method {method!r} needs a {needs[method].__name__}, "
+                f"got {type(posterior).__name__}"
+            )
+        if (method == "hvi-aux") != (aux is not None):
+            raise ValueError("aux (r(z0|z, x)) must be given for method 'hvi-aux' and only then")
+        self.decoder, self.posterior, self.aux = decoder, posterior, aux
+        self.method, self.n_x, self.likelihood = method, n_x, likelihood
+        self.latent_dim = posterior.latent_dim
+        self.obs_std = float(obs_std)
+
+    def check_x(self, x: Tensor) -> Tensor:
+        """``x`` ``[batch, n_x]`` (values in [0, 1] for Bernoulli), in the model's dtype."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 2 or x.shape[1] != self.n_x or x.shape[0] == 0:
+            raise ValueError(f"x must have shape [batch, {self.n_x}], got {tuple(x.shape)}")
+        x = x.to(next(self.parameters()).dtype)
+        if not torch.isfinite(x).all():
+            raise ValueError("x contains NaN or Inf")
+        if self.likelihood == "bernoulli" and ((x < 0).any() or (x > 1).any()):
+            raise ValueError("x must hold values in [0, 1] for the Bernoulli likelihood")
+        return x
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        """log p(x|z): x ``[batch, n_x]``, z ``[batch, n, d_z]`` -> ``[batch, n]``."""
+        out = self.decoder(z)
+        target = x[:, None, :].expand_as(out)
+        if self.likelihood == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(out, target, reduction="none").sum(-1)
+        var = self.obs_std**2
+        return -0.5 * ((target - out).pow(2) / var + math.log(var) + LOG_2PI).sum(-1)
+
+    def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
+        """log p(x|z) + log N(z; 0, I), ``[batch, n]``."""
+        return self.log_likelihood(x, z) - 0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+    def sample(self, n: int) -> Tensor:
+        """n draws of x's mean E[x|z], z ~ p(z) (pixel probabilities for Bernoulli), ``[n, n_x]``."""
+        p = next(self.parameters())
+        z = torch.randn(_check_int(n, "n"), self.latent_dim, dtype=p.dtype, device=p.device)
+        out = self.decoder(z)
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def objective(self, x: Tensor, n_samples: int = 1) -> Tensor:
+        """The per-x lower bound that trains the model without AR-DAE, ``[batch]``: the ELBO
+        (``"gaussian"``) or the auxiliary bound (``"hvi-aux"``), averaged over ``n_samples``."""
+        x = self.check_x(x)
+        n = _check_int(n_samples, "n_samples")
+        if self.method == "gaussian":
+            z = self.posterior.sample(x, n)
+            return (self.log_joint(x, z) - self.posterior.log_prob(z, x)).mean(1)
+        if self.method == "hvi-aux":
+            post = self.posterior
+            h = post.features(x)
+            mean0, logvar0 = post.params0(h)
+            z0 = _reparameterize(mean0, logvar0, n)
+            mean, logvar = post.params_given(z0, h)
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            log_q = normal_log_prob(z0, mean0[:, None], logvar0[:, None])
+            log_q = log_q + normal_log_prob(z, mean, logvar)
+            return (self.log_joint(x, z) - log_q + self.aux.log_prob(z0, z, x)).mean(1)
+        raise ValueError(f"method {self.method!r} has no tractable bound: use ardae_model_loss")
+
+    def proposal(self, x: Tensor, n_fit: int, chunk: int = 1000) -> tuple[Tensor, Tensor]:
+        """The evaluation proposal's (mean ``[batch, d_z]``, Cholesky factor ``[batch, d_z, d_z]``):
+        the Gaussian with the sample mean and covariance of ``n_fit`` posterior draws per x
+        (000 App. F.3), drawn ``chunk`` at a time, with a jitter of 1e-6 times the mean
+        variance (plus 1e-12) on the diagonal."""
+        x = self.check_x(x)
+        n_fit = _check_int(n_fit, "n_fit", 2)
+        with torch.no_grad():
+            total = x.new_zeros(x.shape[0], self.latent_dim)
+            outer = x.new_zeros(x.shape[0], self.latent_dim, self.latent_dim)
+            shift = self.posterior.center(x)[:, None, :]  # for a stable one-pass covariance
+            for start in range(0, n_fit, chunk):
+                dev = self.posterior.sample(x, min(chunk, n_fit - start)) - shift
+                total += dev.sum(1)
+                outer += dev.transpose(1, 2) @ dev
+            mean_dev = total / n_fit
+            cov = (outer - n_fit * mean_dev[:, :, None] * mean_dev[:, None, :]) / (n_fit - 1)
+            jitter = 1e-6 * cov.diagonal(dim1=1, dim2=2).mean(-1) + 1e-12
+            eye = torch.eye(self.latent_dim, dtype=x.dtype, device=x.device)
+            tril = torch.linalg.cholesky(cov + jitter[:, None, None] * eye)
+            return shift[:, 0] + mean_dev, tril
+
+    def log_weights(
+        self,
+        x: Tensor,
+        n_samples: int,
+        n_fit: int | None = None,
+        fit: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """log p(x, z_k) - log r(z_k|x), z_k ~ r(·|x) i.i.d., ``[batch, n_samples]`` (no graph).
+
+        r is q(z|x) for the Gaussian posterior, else the Gaussian fit of :meth:`proposal` with
+        ``n_fit`` draws (default ``max(n_samples, 2 d_z + 2)``), or the given ``fit``.
+        """
+        x = self.check_x(x)
+        n = _check_int(n_samples, "n_samples")
+        with torch.no_grad():
+            if getattr(self.posterior, "has_density", False):
+                z = self.posterior.sample(x, n)
+                return self.log_joint(x, z) - self.posterior.log_prob(z, x)
+            if fit is None:
+                fit = self.proposal(x, max(n, 2 * self.latent_dim + 2) if n_fit is None else n_fit)
+            mean, tril = fit
+            eps = torch.randn(x.shape[0], n, self.latent_dim, dtype=x.dtype, device=x.device)
+            z = mean[:, None, :] + eps @ tril.transpose(1, 2)
+            log_det = tril.diagonal(dim1=1, dim2=2).log().sum(-1)  # log |L|
+            log_r = -0.5 * (eps.pow(2) + LOG_2PI).sum(-1) - log_det[:, None]
+            return self.log_joint(x, z) - log_r
+
+
+def make_continuous_vae(
+    method: str,
+    n_x: int = 784,
+    latent_dim: int = 32,
+    noise_dim: int = 100,
+    hidden: int = 300,
+    activation: str = "softplus",
+    x_mean: Tensor | None = None,
+) -> ContinuousVAE:
+    """A Bernoulli VAE with the MLP networks of 000 Table 7 for ``method`` in :data:`METHODS`.
+
+    ``noise_dim`` is d_ε (implicit) or d_z0 (hierarchical), 100 in Table 8; ``latent_dim`` d_z
+    is 32.  ``x_mean`` ``[n_x]`` (training-data mean), if given, initializes the decoder's output
+    bias to logit(x_mean) (a common practice; 000 does not say).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    decoder = mlp(latent_dim, (hidden,), n_x, activation)
+    if x_mean is not None:
+        if x_mean.shape != (n_x,):
+            raise ValueError(f"x_mean must have shape [{n_x}], got {tuple(x_mean.shape)}")
+        p = x_mean.detach().float().clamp(1e-3, 1 - 1e-3)
+        with torch.no_grad():
+            decoder[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+    aux = None
+    if method == "gaussian":
+        posterior: nn.Module = GaussianPosterior(n_x, latent_dim, hidden, activation)
+    elif method == "ivi-ardae":
+        posterior = ImplicitPosterior(n_x, latent_dim, noise_dim, hidden, activation)
+    else:
+        posterior = HierarchicalPosterior(n_x, latent_dim, noise_dim, hidden, activation)
+        if method == "hvi-aux":
+            aux = AuxiliaryPosterior(n_x, latent_dim, noise_dim, hidden, activation)
+    return ContinuousVAE(decoder, posterior, method, n_x, aux=aux)
+
+
+def make_ardae(
+    model: ContinuousVAE,
+    hidden: tuple[int, ...] = (256,) * 5,
+    scale: float = 1e4,
+    delta_scale: float = 0.1,
+    n_sigma: int = 1,
+    parameterization: str = "gradient",
+    activation: str = "softplus",
+) -> ARDAE:
+    """The AR-DAE of 000 Algorithm 1 for ``model``'s posterior: conditioned on h(x), input
+    normalization ``scale`` s (10⁴ for MLP, Table 8), adaptive δ(x) = ``delta_scale`` · S_{z̃|x},
+    ``n_sigma`` σ draws per sample (Table 8: 1), softplus, the gradient parameterization.
+
+    The score is s · f, so s should be of the order of 1 / (posterior standard deviation):
+    10⁴ suits the sharp posteriors of a trained MNIST VAE, while an untrained posterior has
+    spread ~1 and an untrained f then gives entropy gradients ~s times too large (in our
+    short runs s = 10⁴ made the ELBO fall; s = 1 trained)."""
+    p = next(model.parameters())
+    return ARDAE(
+        model.latent_dim,
+        cond_dim=model.posterior.feature_dim,
+        hidden=hidden,
+        activation=activation,
+        parameterization=parameterization,
+        n_sigma=n_sigma,
+        scale=scale,
+        delta_scale=delta_scale,
+    ).to(dtype=p.dtype, device=p.device)
+
+
+def ardae_loss(model: ContinuousVAE, ardae: ARDAE, x: Tensor, n_z: int) -> Tensor:
+    """The AR-DAE objective (000 eq. 13) on n_z posterior draws per x ``[batch, n_x]``; the draws,
+    h(x) and g(0, x) are computed without a graph, so the loss never reaches the posterior."""
+    x = model.check_x(x)
+    with torch.no_grad():
+        z = model.posterior.sample(x, _check_int(n_z, "n_z", 2))
+        cond, center = model.posterior.features(x), model.posterior.center(x)
+    return ardae.loss(z, cond=cond, center=center)
+
+
+def ardae_model_loss(
+    model: ContinuousVAE, ardae: ARDAE, x: Tensor, n_samples: int = 1
+) -> tuple[Tensor, Tensor]:
+    """(loss, E[log p(x, z)] per x ``[batch]``, detached): the loss is -E[log p(x, z)] plus
+    ``entropy_surrogate`` (-H) with the AR-DAE score s · f(z̃; h(x), σ = 0) (000 eq. 12); its
+    gradient reaches the decoder and the posterior, never the AR-DAE."""
+    x = model.check_x(x)
+    post = model.posterior
+    z = post.sample(x, _check_int(n_samples, "n_samples"))
+    log_joint = model.log_joint(x, z)
+    score = ardae.score(z, cond=post.features(x), center=post.center(x))
+    return -log_joint.mean() + entropy_surrogate(z, score), log_joint.detach().mean(1)
+
+
+@dataclass
+class ContinuousStep:
+    """What one training step produced: ``objective`` ``[batch]`` (detached) is the ELBO
+    (``"gaussian"``), the auxiliary bound (``"hvi-aux"``) or E[log p(x, z)] (AR-DAE methods,
+    whose entropy is not computed); ``ardae_loss`` is the last AR-DAE loss (or None)."""
+
+    objective: Tensor
+    ardae_loss: Tensor | None
+
+
+def continuous_step(
+    model: ContinuousVAE,
+    x: Tensor,
+    optimizer: torch.optim.Optimizer,
+    ardae: ARDAE | None = None,
+    ardae_optimizer: torch.optim.Optimizer | None = None,
+    n_samples: int = 1,
+    n_z: int = 625,
+    n_ardae_updates: int = 1,
+) -> ContinuousStep:
+    """One model update on ``x`` ``[batch, n_x]``; for AR-DAE methods first ``n_ardae_updates``
+    (N_d) AR-DAE updates on ``n_z`` draws per x (000 Algorithm 1).  ``optimizer`` holds the
+    model's parameters (decoder, posterior, aux), ``ardae_optimizer`` the AR-DAE's."""
+    ar_loss = None
+    if model.method in ARDAE_METHODS:
+        if ardae is None or ardae_optimizer is None:
+            raise ValueError(f"method {model.method!r} needs ardae and ardae_optimizer")
+        for _ in range(_check_int(n_ardae_updates, "n_ardae_updates")):
+            ardae_optimizer.zero_grad(set_to_none=True)
+            ar_loss = ardae_loss(model, ardae, x, n_z)
+            ar_loss.backward()
+            ardae_optimizer.step()
+        ar_loss = ar_loss.detach()
+        optimizer.zero_grad(set_to_none=True)
+        loss, objective = ardae_model_loss(model, ardae, x, n_samples)
+    else:
+        optimizer.zero_grad(set_to_none=True)
+        bound = model.objective(x, n_samples)
+        loss, objective = -bound.mean(), bound.detach()
+    loss.backward()
+    optimizer.step()
+    return ContinuousStep(objective, ar_loss)
+
+
+def log_px(
+    model: nn.Module,
+    x: Tensor,
+    n_samples: int,
+    batch_size: int = 100,
+    sample_batch: int = 1000,
+    n_fit: int | None = None,
+) -> Tensor:
+    """log p(x) ≈ log (1/K) Σ_k p(x, z_k) / r(z_k|x), the IWAE bound with K = ``n_samples``,
+    ``[n]`` for x ``[n, n_x]`` (000 App. F.3; Burda et al. 2016).
+
+    r is the posterior (Gaussian) or the Gaussian fit of ``n_fit`` posterior draws
+    (:meth:`ContinuousVAE.log_weights`); a :class:`~stochgrad.vae.BinaryVAE` uses its
+    ``iwae_bound``.  Computed ``batch_size`` rows and ``sample_batch`` samples at a time.
+    """
+    n = _check_int(n_samples, "n_samples")
+    batch_size = _check_int(batch_size, "batch_size")
+    sample_batch = _check_int(sample_batch, "sample_batch")
+    if not isinstance(x, Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a tensor of shape [n, n_x], got {x!r:.60}")
+    out = []
+    for rows in x.split(batch_size):
+        if not isinstance(model, ContinuousVAE):  # a BinaryVAE
+            with torch.no_grad():
+                out.append(model.iwae_bound(rows, n))
+            continue
+        rows = model.check_x(rows)
+        fit = None  # one Gaussian fit per row batch, shared by its sample batches
+        if not getattr(model.posterior, "has_density", False):
+            k_fit = max(n, 2 * model.latent_dim + 2) if n_fit is None else n_fit
+            fit = model.proposal(rows, k_fit, sample_batch)
+        lse = [
+            torch.logsumexp(model.log_weights(rows, min(sample_batch, n - start), fit=fit), 1)
+            for start in range(0, n, sample_batch)
+        ]
+        out.append(torch.logsumexp(torch.stack(lse, 1), dim=1) - math.log(n))
+    return torch.cat(out)
