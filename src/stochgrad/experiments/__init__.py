@@ -6,4 +6,5 @@ from . import (
     ardae_mog_error,  # noqa: F401
     relax_toy,  # noqa: F401
     svgd_entropy,  # noqa: F401
+    vae_discrete,  # noqa: F401
 )
