@@ -43,6 +43,16 @@ TINY = {
         "grid_sets=2",
         "mc_samples=1000",
     ],
+    "vae-discrete": [
+        "estimators=nvil,concrete,relax",
+        "n_train=48",
+        "n_valid=20",
+        "n_test=20",
+        "epochs=1",
+        "warmup_steps=2",
+        "var_samples=2",
+        "iwae_samples=2",
+    ],
 }
 
 
