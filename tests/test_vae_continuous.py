@@ -21,6 +21,7 @@ from stochgrad.vae import (
     ardae_loss,
     ardae_model_loss,
     continuous_step,
+    linear_vae,
     log_px,
     make_ardae,
     make_continuous_vae,
@@ -214,6 +215,36 @@ def test_iwae_with_gaussian_fit_matches_exact_log_px_of_linear_gaussian_model(in
         assert se.max() < 0.01
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_conv_architecture_shapes_and_steps(method, images):
+    """000 Table 7 Conv column: 512 conv features, 28x28 logits; two finite training steps."""
+    model = make_continuous_vae(method, latent_dim=4, noise_dim=8, architecture="conv")
+    x = images[:8]
+    z = model.posterior.sample(x, 3)
+    assert z.shape == (8, 3, 4) and model.decoder(z).shape == (8, 3, 784)
+    assert model.posterior.feature_dim == (512 if method == "ivi-ardae" else 800)
+    ardae = tiny_ardae(model) if method in ARDAE_METHODS else None
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ardae_opt = None if ardae is None else torch.optim.Adam(ardae.parameters(), lr=1e-3)
+    for _ in range(2):
+        out = continuous_step(model, x, opt, ardae, ardae_opt, n_z=4)
+        assert torch.isfinite(out.objective).all()
+    assert torch.isfinite(log_px(model, x, 20, batch_size=4, sample_batch=8)).all()
+
+
+def test_log_px_batches_rows_reports_progress_and_takes_a_binary_vae(images):
+    model = tiny("gaussian", images)
+    done = []
+    out = log_px(model, images[:10], 5, batch_size=4, progress=done.append)
+    assert out.shape == (10,) and done == [4, 4, 2]
+    binary = linear_vae(1, n_latent=8)
+    torch.manual_seed(5)
+    ours = log_px(binary, images[:10], 7, batch_size=3)
+    torch.manual_seed(5)
+    theirs = torch.cat([binary.iwae_bound(rows, 7) for rows in images[:10].split(3)])
+    assert torch.equal(ours, theirs)
+
+
 def test_bad_inputs_are_named(images):
     model = tiny("gaussian", images)
     with pytest.raises(ValueError, match="method"):
@@ -231,3 +262,7 @@ def test_bad_inputs_are_named(images):
         ContinuousVAE(nn.Linear(4, 784), model.posterior, "hvi-aux", 784)
     with pytest.raises(ValueError, match="tractable"):
         tiny("ivi-ardae", images).objective(images)
+    with pytest.raises(ValueError, match="architecture"):
+        make_continuous_vae("gaussian", architecture="resconv")
+    with pytest.raises(ValueError, match="x_mean"):
+        make_continuous_vae("gaussian", architecture="conv", x_mean=images.mean(0))

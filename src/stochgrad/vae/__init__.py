@@ -27,18 +27,21 @@ evaluated by :func:`log_px` (importance sampling)::
 """
 
 from .continuous import (
+    ARCHITECTURES,
     ARDAE_METHODS,
     LIKELIHOODS,
     METHODS,
     AuxiliaryPosterior,
     ContinuousStep,
     ContinuousVAE,
+    ConvDecoder,
     GaussianPosterior,
     HierarchicalPosterior,
     ImplicitPosterior,
     ardae_loss,
     ardae_model_loss,
     continuous_step,
+    conv_encoder,
     log_px,
     make_ardae,
     make_continuous_vae,
@@ -62,6 +65,7 @@ from .discrete_training import (
 )
 
 __all__ = [
+    "ARCHITECTURES",
     "ARDAE_METHODS",
     "ESTIMATORS",
     "LIKELIHOODS",
@@ -71,6 +75,7 @@ __all__ = [
     "BinaryVAE",
     "ContinuousStep",
     "ContinuousVAE",
+    "ConvDecoder",
     "DiscreteEstimator",
     "DiscreteGradients",
     "GaussianPosterior",
@@ -82,6 +87,7 @@ __all__ = [
     "ardae_model_loss",
     "bernoulli_log_prob",
     "continuous_step",
+    "conv_encoder",
     "estimate_gradients",
     "linear_vae",
     "log_px",

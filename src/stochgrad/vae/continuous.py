@@ -21,7 +21,8 @@ concatenation to one MLP.
 
 Networks follow the MLP column of 000 Table 7: decoder [d_z, 300] [300, d_x]; a common encoder
 layer [d_x, 300]; Gaussian heads [300, d_z] x 2; q(z|z0, x) a one-hidden-layer MLP on (z0, h(x));
-implicit g: [300 + d_ε, 300] [300, d_z].  Table 7 names no activation: softplus by default.
+implicit g: [300 + d_ε, 300] [300, d_z]; or its Conv column (:func:`conv_encoder`,
+:class:`ConvDecoder`).  Table 7 names no activation: softplus by default.
 
 Evaluation (App. F.3): log p(x) by importance sampling (the IWAE bound of Burda et al. 2016).
 The proposal is q itself for the Gaussian posterior, and for the others the Gaussian with the
@@ -31,6 +32,7 @@ sample mean and covariance of ``n_fit`` posterior draws per x.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -65,19 +67,41 @@ def _reparameterize(mean: Tensor, logvar: Tensor, n: int, eps: Tensor | None = N
     return mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps
 
 
+def _common(
+    n_x: int, hidden: int, activation: str, common: nn.Module | None, feature_dim: int | None
+) -> tuple[nn.Module, int]:
+    """The shared encoder h(x) and its width: ``common`` (with ``feature_dim``) if given, else
+    the MLP layer [n_x, hidden] of 000 Table 7."""
+    if common is None:
+        return nn.Sequential(nn.Linear(n_x, hidden), activation_class(activation)()), hidden
+    if feature_dim is None:
+        raise ValueError("feature_dim (the width of common's output) must be given with common")
+    return common, _check_int(feature_dim, "feature_dim")
+
+
 class GaussianPosterior(nn.Module):
-    """q(z|x) = N(μ(x), diag σ²(x)) from one hidden layer h(x) (000 Table 7, MLP)."""
+    """q(z|x) = N(μ(x), diag σ²(x)) with linear heads on h(x) (000 Table 7).
+
+    ``common``: the shared encoder x -> h(x) ``[batch, feature_dim]`` (default: the MLP layer
+    [n_x, hidden]; :func:`conv_encoder` for the Conv column).
+    """
 
     has_density = True
 
     def __init__(
-        self, n_x: int, latent_dim: int, hidden: int = 300, activation: str = "softplus"
+        self,
+        n_x: int,
+        latent_dim: int,
+        hidden: int = 300,
+        activation: str = "softplus",
+        common: nn.Module | None = None,
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__()
-        self.latent_dim, self.feature_dim = latent_dim, hidden
-        self.common = nn.Sequential(nn.Linear(n_x, hidden), activation_class(activation)())
-        self.mean = nn.Linear(hidden, latent_dim)
-        self.logvar = nn.Linear(hidden, latent_dim)
+        self.common, width = _common(n_x, hidden, activation, common, feature_dim)
+        self.latent_dim, self.feature_dim = latent_dim, width
+        self.mean = nn.Linear(width, latent_dim)
+        self.logvar = nn.Linear(width, latent_dim)
 
     def features(self, x: Tensor) -> Tensor:
         """h(x), ``[batch, hidden]``: the AR-DAE's conditioning input."""
@@ -106,7 +130,7 @@ class HierarchicalPosterior(nn.Module):
     """q(z|x) = ∫ q(z0|x) q(z|z0, x) dz0, both diagonal Gaussians (000 Table 7, HVI).
 
     q(z0|x) has heads on the common layer h(x); q(z|z0, x) one hidden layer on (z0, h(x)).
-    The marginal q(z|x) has no closed form.
+    The marginal q(z|x) has no closed form.  ``common``: as for :class:`GaussianPosterior`.
     """
 
     has_density = False
@@ -118,14 +142,16 @@ class HierarchicalPosterior(nn.Module):
         z0_dim: int = 100,
         hidden: int = 300,
         activation: str = "softplus",
+        common: nn.Module | None = None,
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__()
         act = activation_class(activation)
-        self.latent_dim, self.z0_dim, self.feature_dim = latent_dim, z0_dim, hidden
-        self.common = nn.Sequential(nn.Linear(n_x, hidden), act())
-        self.mean0 = nn.Linear(hidden, z0_dim)
-        self.logvar0 = nn.Linear(hidden, z0_dim)
-        self.body = nn.Sequential(nn.Linear(z0_dim + hidden, hidden), act())
+        self.common, width = _common(n_x, hidden, activation, common, feature_dim)
+        self.latent_dim, self.z0_dim, self.feature_dim = latent_dim, z0_dim, width
+        self.mean0 = nn.Linear(width, z0_dim)
+        self.logvar0 = nn.Linear(width, z0_dim)
+        self.body = nn.Sequential(nn.Linear(z0_dim + width, hidden), act())
         self.mean = nn.Linear(hidden, latent_dim)
         self.logvar = nn.Linear(hidden, latent_dim)
 
@@ -161,7 +187,8 @@ class HierarchicalPosterior(nn.Module):
 
 class ImplicitPosterior(nn.Module):
     """z = g(ε, x), ε ~ N(0, I_{d_ε}): h(x) and ε concatenated into an MLP (000 Table 7,
-    implicit: [300 + d_ε, 300] [300, d_z]).  No density."""
+    implicit: [300 + d_ε, 300] [300, d_z]; Conv: [512 + d_ε, 800] [800, d_z]).  No density.
+    ``common``: as for :class:`GaussianPosterior`."""
 
     has_density = False
 
@@ -172,12 +199,14 @@ class ImplicitPosterior(nn.Module):
         noise_dim: int = 100,
         hidden: int = 300,
         activation: str = "softplus",
+        common: nn.Module | None = None,
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__()
         act = activation_class(activation)
-        self.latent_dim, self.noise_dim, self.feature_dim = latent_dim, noise_dim, hidden
-        self.common = nn.Sequential(nn.Linear(n_x, hidden), act())
-        self.g = mlp(hidden + noise_dim, (hidden,), latent_dim, act)
+        self.common, width = _common(n_x, hidden, activation, common, feature_dim)
+        self.latent_dim, self.noise_dim, self.feature_dim = latent_dim, noise_dim, width
+        self.g = mlp(width + noise_dim, (hidden,), latent_dim, act)
 
     def features(self, x: Tensor) -> Tensor:
         """h(x), ``[batch, hidden]``."""
@@ -361,6 +390,46 @@ class ContinuousVAE(nn.Module):
             return self.log_joint(x, z) - log_r
 
 
+def conv_encoder(activation: str = "softplus") -> nn.Sequential:
+    """x ``[batch, 784]`` -> ``[batch, 512]``: three 5x5 stride-2 convolutions 1-16-32-32 of a
+    28x28 image (000 Table 7, Conv "Common")."""
+    act = activation_class(activation)
+    return nn.Sequential(
+        nn.Unflatten(-1, (1, 28, 28)),
+        nn.Conv2d(1, 16, 5, 2, 2),  # 14x14
+        act(),
+        nn.Conv2d(16, 32, 5, 2, 2),  # 7x7
+        act(),
+        nn.Conv2d(32, 32, 5, 2, 2),  # 4x4
+        act(),
+        nn.Flatten(),
+    )
+
+
+class ConvDecoder(nn.Module):
+    """z ``[..., d_z]`` -> logits ``[..., 784]``: [d_z, 300] [300, 512], then three 5x5 stride-2
+    deconvolutions 32-32-16-1 from 4x4 to 28x28 (000 Table 7, Conv p(x|z))."""
+
+    def __init__(self, latent_dim: int, activation: str = "softplus") -> None:
+        super().__init__()
+        act = activation_class(activation)
+        self.fc = nn.Sequential(mlp(latent_dim, (300,), 512, act), act())
+        self.deconv = nn.Sequential(
+            nn.ConvTranspose2d(32, 32, 5, 2, 2),  # 7x7
+            act(),
+            nn.ConvTranspose2d(32, 16, 5, 2, 2, output_padding=1),  # 14x14
+            act(),
+            nn.ConvTranspose2d(16, 1, 5, 2, 2, output_padding=1),  # 28x28
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.fc(z.reshape(-1, z.shape[-1])).view(-1, 32, 4, 4)
+        return self.deconv(h).reshape(*z.shape[:-1], 784)
+
+
+ARCHITECTURES = ("mlp", "conv")
+
+
 def make_continuous_vae(
     method: str,
     n_x: int = 784,
@@ -369,16 +438,38 @@ def make_continuous_vae(
     hidden: int = 300,
     activation: str = "softplus",
     x_mean: Tensor | None = None,
+    architecture: str = "mlp",
 ) -> ContinuousVAE:
-    """A Bernoulli VAE with the MLP networks of 000 Table 7 for ``method`` in :data:`METHODS`.
+    """A Bernoulli VAE with the networks of 000 Table 7 for ``method`` in :data:`METHODS`.
 
+    ``architecture``: ``"mlp"`` (``hidden`` units, 300 in Table 7) or ``"conv"`` (28x28 images,
+    ``n_x`` = 784; widths fixed by Table 7: 512 conv features, 800 hidden; ``hidden`` unused).
     ``noise_dim`` is d_ε (implicit) or d_z0 (hierarchical), 100 in Table 8; ``latent_dim`` d_z
-    is 32.  ``x_mean`` ``[n_x]`` (training-data mean), if given, initializes the decoder's output
-    bias to logit(x_mean) (a common practice; 000 does not say).
+    is 32.  ``x_mean`` ``[n_x]`` (training-data mean), if given, initializes the MLP decoder's
+    output bias to logit(x_mean) (a common practice; 000 does not say; not for ``"conv"``, whose
+    last deconvolution has one bias).  The auxiliary r(z0|z, x) of ``"hvi-aux"`` is an MLP with
+    one hidden layer of ``hidden`` units in both architectures.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    decoder = mlp(latent_dim, (hidden,), n_x, activation)
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    common: nn.Module | None = None
+    feature_dim = None
+    if architecture == "conv":
+        if n_x != 784:
+            raise ValueError(f"architecture 'conv' needs 28x28 images (n_x = 784), got {n_x}")
+        if x_mean is not None:
+            raise ValueError("x_mean initializes the MLP decoder's bias: give it with 'mlp' only")
+        decoder: nn.Module = ConvDecoder(latent_dim, activation)
+        common = conv_encoder(activation)
+        feature_dim, post_hidden = 512, 800
+        if method != "ivi-ardae":  # Gaussian / HVI heads sit on [512, 800]
+            common = nn.Sequential(common, nn.Linear(512, 800), activation_class(activation)())
+            feature_dim = 800
+    else:
+        decoder = mlp(latent_dim, (hidden,), n_x, activation)
+        post_hidden = hidden
     if x_mean is not None:
         if x_mean.shape != (n_x,):
             raise ValueError(f"x_mean must have shape [{n_x}], got {tuple(x_mean.shape)}")
@@ -386,12 +477,13 @@ def make_continuous_vae(
         with torch.no_grad():
             decoder[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
     aux = None
+    shared = {"activation": activation, "common": common, "feature_dim": feature_dim}
     if method == "gaussian":
-        posterior: nn.Module = GaussianPosterior(n_x, latent_dim, hidden, activation)
+        posterior: nn.Module = GaussianPosterior(n_x, latent_dim, post_hidden, **shared)
     elif method == "ivi-ardae":
-        posterior = ImplicitPosterior(n_x, latent_dim, noise_dim, hidden, activation)
+        posterior = ImplicitPosterior(n_x, latent_dim, noise_dim, post_hidden, **shared)
     else:
-        posterior = HierarchicalPosterior(n_x, latent_dim, noise_dim, hidden, activation)
+        posterior = HierarchicalPosterior(n_x, latent_dim, noise_dim, post_hidden, **shared)
         if method == "hvi-aux":
             aux = AuxiliaryPosterior(n_x, latent_dim, noise_dim, hidden, activation)
     return ContinuousVAE(decoder, posterior, method, n_x, aux=aux)
@@ -502,13 +594,16 @@ def log_px(
     batch_size: int = 100,
     sample_batch: int = 1000,
     n_fit: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Tensor:
     """log p(x) ≈ log (1/K) Σ_k p(x, z_k) / r(z_k|x), the IWAE bound with K = ``n_samples``,
     ``[n]`` for x ``[n, n_x]`` (000 App. F.3; Burda et al. 2016).
 
     r is the posterior (Gaussian) or the Gaussian fit of ``n_fit`` posterior draws
     (:meth:`ContinuousVAE.log_weights`); a :class:`~stochgrad.vae.BinaryVAE` uses its
-    ``iwae_bound``.  Computed ``batch_size`` rows and ``sample_batch`` samples at a time.
+    ``iwae_bound``.  Computed ``batch_size`` rows and ``sample_batch`` samples at a time;
+    ``progress`` (e.g. a progress bar's ``update``) is called with the number of rows done
+    after each row batch.
     """
     n = _check_int(n_samples, "n_samples")
     batch_size = _check_int(batch_size, "batch_size")
@@ -520,6 +615,8 @@ def log_px(
         if not isinstance(model, ContinuousVAE):  # a BinaryVAE
             with torch.no_grad():
                 out.append(model.iwae_bound(rows, n))
+            if progress is not None:
+                progress(len(rows))
             continue
         rows = model.check_x(rows)
         fit = None  # one Gaussian fit per row batch, shared by its sample batches
@@ -531,4 +628,6 @@ def log_px(
             for start in range(0, n, sample_batch)
         ]
         out.append(torch.logsumexp(torch.stack(lse, 1), dim=1) - math.log(n))
+        if progress is not None:
+            progress(len(rows))
     return torch.cat(out)
