@@ -67,19 +67,34 @@ def _reparameterize(mean: Tensor, logvar: Tensor, n: int, eps: Tensor | None = N
     return mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps
 
 
-def _common(
-    n_x: int, hidden: int, activation: str, common: nn.Module | None, feature_dim: int | None
-) -> tuple[nn.Module, int]:
-    """The shared encoder h(x) and its width: ``common`` (with ``feature_dim``) if given, else
-    the MLP layer [n_x, hidden] of 000 Table 7."""
-    if common is None:
-        return nn.Sequential(nn.Linear(n_x, hidden), activation_class(activation)()), hidden
-    if feature_dim is None:
-        raise ValueError("feature_dim (the width of common's output) must be given with common")
-    return common, _check_int(feature_dim, "feature_dim")
+class _Posterior(nn.Module):
+    """The shared encoder h(x) ``[batch, feature_dim]`` of every posterior: ``common`` (with its
+    output width ``feature_dim``) if given, else the MLP layer [n_x, hidden] of 000 Table 7."""
+
+    def __init__(
+        self,
+        n_x: int,
+        latent_dim: int,
+        hidden: int,
+        activation: str,
+        common: nn.Module | None,
+        feature_dim: int | None,
+    ) -> None:
+        super().__init__()
+        if common is None:
+            common = nn.Sequential(nn.Linear(n_x, hidden), activation_class(activation)())
+            feature_dim = hidden
+        elif feature_dim is None:
+            raise ValueError("feature_dim (the width of common's output) must be given with common")
+        self.common, self.latent_dim = common, latent_dim
+        self.feature_dim = _check_int(feature_dim, "feature_dim")
+
+    def features(self, x: Tensor) -> Tensor:
+        """h(x), ``[batch, feature_dim]``: the AR-DAE's conditioning input."""
+        return self.common(x)
 
 
-class GaussianPosterior(nn.Module):
+class GaussianPosterior(_Posterior):
     """q(z|x) = N(μ(x), diag σ²(x)) with linear heads on h(x) (000 Table 7).
 
     ``common``: the shared encoder x -> h(x) ``[batch, feature_dim]`` (default: the MLP layer
@@ -97,15 +112,10 @@ class GaussianPosterior(nn.Module):
         common: nn.Module | None = None,
         feature_dim: int | None = None,
     ) -> None:
-        super().__init__()
-        self.common, width = _common(n_x, hidden, activation, common, feature_dim)
-        self.latent_dim, self.feature_dim = latent_dim, width
+        super().__init__(n_x, latent_dim, hidden, activation, common, feature_dim)
+        width = self.feature_dim
         self.mean = nn.Linear(width, latent_dim)
         self.logvar = nn.Linear(width, latent_dim)
-
-    def features(self, x: Tensor) -> Tensor:
-        """h(x), ``[batch, hidden]``: the AR-DAE's conditioning input."""
-        return self.common(x)
 
     def params(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(μ(x), log σ²(x)), each ``[batch, d_z]``."""
@@ -126,7 +136,7 @@ class GaussianPosterior(nn.Module):
         return normal_log_prob(z, mean[:, None, :], logvar[:, None, :])
 
 
-class HierarchicalPosterior(nn.Module):
+class HierarchicalPosterior(_Posterior):
     """q(z|x) = ∫ q(z0|x) q(z|z0, x) dz0, both diagonal Gaussians (000 Table 7, HVI).
 
     q(z0|x) has heads on the common layer h(x); q(z|z0, x) one hidden layer on (z0, h(x)).
@@ -145,19 +155,13 @@ class HierarchicalPosterior(nn.Module):
         common: nn.Module | None = None,
         feature_dim: int | None = None,
     ) -> None:
-        super().__init__()
-        act = activation_class(activation)
-        self.common, width = _common(n_x, hidden, activation, common, feature_dim)
-        self.latent_dim, self.z0_dim, self.feature_dim = latent_dim, z0_dim, width
+        super().__init__(n_x, latent_dim, hidden, activation, common, feature_dim)
+        act, width, self.z0_dim = activation_class(activation), self.feature_dim, z0_dim
         self.mean0 = nn.Linear(width, z0_dim)
         self.logvar0 = nn.Linear(width, z0_dim)
         self.body = nn.Sequential(nn.Linear(z0_dim + width, hidden), act())
         self.mean = nn.Linear(hidden, latent_dim)
         self.logvar = nn.Linear(hidden, latent_dim)
-
-    def features(self, x: Tensor) -> Tensor:
-        """h(x), ``[batch, hidden]``."""
-        return self.common(x)
 
     def params0(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """(mean, log-variance) of q(z0|x) from h(x), each ``[batch, d_z0]``."""
@@ -185,7 +189,7 @@ class HierarchicalPosterior(nn.Module):
         return self.params_given(self.mean0(h)[:, None, :], h)[0][:, 0]
 
 
-class ImplicitPosterior(nn.Module):
+class ImplicitPosterior(_Posterior):
     """z = g(ε, x), ε ~ N(0, I_{d_ε}): h(x) and ε concatenated into an MLP (000 Table 7,
     implicit: [300 + d_ε, 300] [300, d_z]; Conv: [512 + d_ε, 800] [800, d_z]).  No density.
     ``common``: as for :class:`GaussianPosterior`."""
@@ -202,15 +206,9 @@ class ImplicitPosterior(nn.Module):
         common: nn.Module | None = None,
         feature_dim: int | None = None,
     ) -> None:
-        super().__init__()
-        act = activation_class(activation)
-        self.common, width = _common(n_x, hidden, activation, common, feature_dim)
-        self.latent_dim, self.noise_dim, self.feature_dim = latent_dim, noise_dim, width
+        super().__init__(n_x, latent_dim, hidden, activation, common, feature_dim)
+        act, width, self.noise_dim = activation_class(activation), self.feature_dim, noise_dim
         self.g = mlp(width + noise_dim, (hidden,), latent_dim, act)
-
-    def features(self, x: Tensor) -> Tensor:
-        """h(x), ``[batch, hidden]``."""
-        return self.common(x)
 
     def generate(self, eps: Tensor, x: Tensor) -> Tensor:
         """g(ε, x): ε ``[batch, n, d_ε]`` -> ``[batch, n, d_z]``."""
