@@ -500,10 +500,13 @@ def make_ardae(
     normalization ``scale`` s (10⁴ for MLP, Table 8), adaptive δ(x) = ``delta_scale`` · S_{z̃|x},
     ``n_sigma`` σ draws per sample (Table 8: 1), softplus, the gradient parameterization.
 
-    The score is s · f, so s should be of the order of 1 / (posterior standard deviation):
-    10⁴ suits the sharp posteriors of a trained MNIST VAE, while an untrained posterior has
-    spread ~1 and an untrained f then gives entropy gradients ~s times too large (in our
-    short runs s = 10⁴ made the ELBO fall; s = 1 trained)."""
+    s sets the spread of z̃ = s (z - g(0, x)) that the network sees, and it learns well only if
+    that spread is well above 1: in our tests, on a Gaussian posterior of standard deviation
+    0.05, s = 1 left the score uncorrelated with the exact one after 600 updates while s = 20
+    reached a cosine of 0.92; Algorithm 1 on a linear-Gaussian model recovers the exact
+    posterior (deviations 0.1-1) with s = 100.  The paper's 10⁴ is for MNIST posteriors; in a
+    50-step run from initialization (tiny MNIST model) it lowered the ELBO with the AR-DAE on
+    RMSprop at 1e-4 (Table 8) and raised it with Adam at 1e-3: f must keep up with s."""
     p = next(model.parameters())
     return ARDAE(
         model.latent_dim,
