@@ -271,8 +271,8 @@ class ContinuousVAE(nn.Module):
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if not obs_std > 0:
             raise ValueError(f"obs_std must be > 0, got {obs_std}")
-        needs = {"gaussian": GaussianPosterior, "hvi-aux": HierarchicalPosterior}
-        needs["hvi-ardae"] = HierarchicalPosterior
+        needs = {"gaussian": GaussianPosterior}
+        needs.update(dict.fromkeys(("hvi-aux", "hvi-ardae"), HierarchicalPosterior))
         if method in needs and not isinstance(posterior, needs[method]):
             raise TypeError(
                 f"method {method!r} needs a {needs[method].__name__}, "
