@@ -3,9 +3,10 @@ NVIL, Concrete, REBAR or RELAX gradients (003 section 6.2, App. C.1, Tables 1-3,
 004 Table 1 for the nonlinear model).
 
 Every (model, estimator) pair is trained side by side, one epoch each in turn, from the same
-initial model (one seed per model) and with common random numbers: the same shuffles, the
-same noise u for the estimators' samples and the same evaluation noise, so that differences
-between estimators are not differences of luck.  Settings (defaults) follow 003 App. C.1 and
+initial model (one seed per model) and with common random numbers: the same evaluation
+noise, and for nvil, rebar and relax the same shuffles and the same noise u for the samples
+(concrete, which has no warm-up, draws from the same stream without the warm-up's share), so
+that differences between estimators are less a matter of luck.  Settings (defaults) follow 003 App. C.1 and
 the authors' code (IMPLEMENTATION_NOTES.md): Adam with β2 = 0.99999, batch 24, 2,000,000
 iterations (≈ 960 epochs of 50,000 images), control variates at 10x the model's learning rate
 with weight decay on r_ρ, and 1,000 steps that train only the estimator's parameters first.
