@@ -31,10 +31,13 @@ MODELS = ("linear1", "linear2", "nonlinear")
 
 
 def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
-    """log Bern(value; σ(logits)) summed over units: ``[batch, n]`` -> ``[batch]``.
+    """log Bern(value; σ(logits)) summed over units: ``[..., batch, n]`` -> ``[..., batch]``.
 
-    ``value`` may be relaxed (in (0, 1)): the same expression, linear in ``value``.
+    ``value`` may be relaxed (in (0, 1)): the same expression, linear in ``value``.  ``logits``
+    and ``value`` broadcast (e.g. ``[batch, n]`` logits against stacked ``[k, batch, n]`` values).
     """
+    if logits.shape != value.shape:
+        logits, value = torch.broadcast_tensors(logits, value)
     return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
 
 
@@ -123,10 +126,12 @@ class BinaryVAE(nn.Module):
     ) -> tuple[list[Tensor], Tensor]:
         """Layers above ``layer`` given its value v, from the fixed noise u_{>layer}.
 
-        z_k = logits_k + logit(u_k); b_k = H(z_k) (``temperature=None``) or σ_λ(z_k).
-        Returns ``([v, b_{layer+1}, ...], Σ_{k>layer} log q(b_k|b_{k-1}))``, the latter ``[batch]``.
+        z_k = logits_k + logit(u_k); b_k = H(z_k) (``temperature=None``) or σ_λ(z_k).  v is
+        ``[batch, n_layer]`` or stacked ``[k, batch, n_layer]`` (the noise broadcasts over k).
+        Returns ``([v, b_{layer+1}, ...], Σ_{k>layer} log q(b_k|b_{k-1}))``, the latter ``[batch]``
+        (or ``[k, batch]``).
         """
-        values, log_q = [v], v.new_zeros(v.shape[0])
+        values, log_q = [v], v.new_zeros(v.shape[:-1])
         for k in range(layer + 1, self.n_layers):
             logits = self.encoders[k](values[-1])
             z = logits + logistic_noise(noise[k])
@@ -166,7 +171,9 @@ class LayerObjective:
     come from ``noise``.  The terms log q(b_k|.) of the layers k < l do not depend on b_l and
     are left out (NVIL's local learning signal: unbiased, lower variance); for l = 0 this is
     the full negative ELBO integrand.  ``f(b)`` takes hard layers above; ``f.relaxed(s, λ)``
-    relaxed ones.
+    relaxed ones.  Both also take k stacked values ``[k, batch, n_l]`` and return ``[k, batch]``
+    in one pass of the networks (x, the noise, ``logits`` and ``lower`` broadcast over k): REBAR
+    and RELAX evaluate f at σ_λ(z) and σ_λ(z̃) that way (:class:`RelaxedObjective`).
     """
 
     def __init__(
@@ -187,11 +194,13 @@ class LayerObjective:
         return log_q - self.model.log_joint(self.x, self.lower + upper)  # f = -(log p - log q)
 
     def __call__(self, b: Tensor) -> Tensor:
-        """f at a hard (or any) value of layer l with the layers above hard, ``[batch]``."""
+        """f at a hard (or any) value of layer l with the layers above hard, ``[batch]``
+        (``[k, batch]`` for b ``[k, batch, n_l]``)."""
         return self._evaluate(b, None)
 
     def relaxed(self, s: Tensor, temperature: Tensor | float) -> Tensor:
-        """f at s = σ_λ(z_l) with the layers above relaxed at temperature λ, ``[batch]``."""
+        """f at s = σ_λ(z_l) with the layers above relaxed at temperature λ, ``[batch]``
+        (``[k, batch]`` for s ``[k, batch, n_l]``)."""
         return self._evaluate(s, temperature)
 
 

@@ -58,10 +58,14 @@ class RelaxedObjective(ConcreteControlVariate):
 
     If ``f`` has a ``relaxed(s, λ)`` method (a :class:`LayerObjective`) the layers above are
     relaxed at the same λ, so that c is continuous in z; otherwise c = η f(σ_λ(z)).
+    ``batched``: :meth:`pair` evaluates c(z) and c(z̃) in one call of ``f.relaxed`` on the
+    stacked ``[2, batch, n]`` input (one pass of the networks instead of two; the same values
+    up to float rounding); otherwise, or for an ``f`` without ``relaxed``, in two calls.
     """
 
-    def __init__(self, eta: float = 1.0, temperature: float = 0.5) -> None:
+    def __init__(self, eta: float = 1.0, temperature: float = 0.5, batched: bool = True) -> None:
         super().__init__("bernoulli", eta=eta, temperature=temperature)
+        self.batched = bool(batched)
 
     def forward(self, z: Tensor, f, cond: Tensor | None = None) -> Tensor:
         lam = self.temperature
@@ -70,7 +74,12 @@ class RelaxedObjective(ConcreteControlVariate):
         return self.eta * f(torch.sigmoid(z / lam))
 
     def pair(self, z1: Tensor, z2: Tensor, f, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self(z1, f, cond), self(z2, f, cond)
+        """(c(z1), c(z2)), each ``[batch]``, for z1, z2 ``[batch, n]``."""
+        if not (self.batched and hasattr(f, "relaxed")):
+            return self(z1, f, cond), self(z2, f, cond)
+        lam = self.temperature
+        both = self.eta * f.relaxed(torch.sigmoid(torch.stack([z1, z2]) / lam), lam)
+        return both[0], both[1]
 
 
 class DiscreteEstimator(nn.Module):
@@ -78,7 +87,9 @@ class DiscreteEstimator(nn.Module):
 
     name: one of ``"nvil"``, ``"concrete"``, ``"rebar"``, ``"relax"``.  temperature: initial λ
     (notes: 0.5; fixed for ``"concrete"``).  hidden: r_ρ's ReLU layers (003 App. C.1: 2 or 4
-    layers of 200).  baseline_hidden: NVIL's baseline tanh layers.  Parameters (φ, ψ) go to
+    layers of 200).  baseline_hidden: NVIL's baseline tanh layers.  batched: REBAR and RELAX
+    evaluate f at σ_λ(z) and σ_λ(z̃) in one stacked decoder pass (:class:`RelaxedObjective`;
+    ``False``: two passes, the same estimates up to float rounding).  Parameters (φ, ψ) go to
     their own optimizer.
     """
 
@@ -89,6 +100,7 @@ class DiscreteEstimator(nn.Module):
         temperature: float = 0.5,
         hidden: tuple[int, ...] = (200, 200),
         baseline_hidden: tuple[int, ...] = (100,),
+        batched: bool = True,
     ) -> None:
         super().__init__()
         if name not in ESTIMATORS:
@@ -102,12 +114,13 @@ class DiscreteEstimator(nn.Module):
             if name == "nvil":
                 parts.append(NeuralBaseline(mlp(n_cond, baseline_hidden, 1, nn.Tanh)))
             elif name == "rebar":
-                parts.append(RelaxedObjective(1.0, temperature))
+                parts.append(RelaxedObjective(1.0, temperature, batched))
             elif name == "relax":
                 net = nn.Sequential(
                     RelaxedInput("bernoulli", temperature), mlp(n + n_cond, hidden, 1, nn.ReLU)
                 )
-                cv = RelaxedObjective(1.0, temperature) + NeuralControlVariate(net, scale=0.0)
+                cv = RelaxedObjective(1.0, temperature, batched)
+                cv = cv + NeuralControlVariate(net, scale=0.0)
                 parts.append(cv)
         self.parts = nn.ModuleList(parts)
         self.to(model.prior_logits.dtype)
