@@ -324,8 +324,10 @@ class ContinuousVAE(nn.Module):
         x = self.check_x(x)
         n = _check_int(n_samples, "n_samples")
         if self.method == "gaussian":
-            z = self.posterior.sample(x, n)
-            return (self.log_joint(x, z) - self.posterior.log_prob(z, x)).mean(1)
+            mean, logvar = self.posterior.params(x)  # one encoder pass for z and log q(z|x)
+            z = _reparameterize(mean, logvar, n)
+            log_q = normal_log_prob(z, mean[:, None, :], logvar[:, None, :])
+            return (self.log_joint(x, z) - log_q).mean(1)
         if self.method == "hvi-aux":
             post = self.posterior
             h = post.features(x)
