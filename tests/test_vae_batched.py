@@ -2,10 +2,9 @@
 σ_λ(z̃) in one stacked call of ``LayerObjective.relaxed`` gives, at the same noise, the same
 estimates and the same variance-objective gradients as two calls, in float64."""
 
-import math
-
 import pytest
 import torch
+from test_vae_discrete import estimator_for, synthetic_batch
 
 from stochgrad.vae import (
     DiscreteEstimator,
@@ -19,26 +18,12 @@ DT = torch.float64
 EXACT = {"rtol": 1e-10, "atol": 1e-12}  # float rounding only
 
 
-def batch(n: int = 16, n_x: int = 784, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    protos = torch.rand(4, n_x, generator=g).pow(3)
-    return torch.bernoulli(protos[torch.randint(0, 4, (n,), generator=g)], generator=g)
-
-
 def pair_of_estimators(name: str, model) -> tuple[DiscreteEstimator, DiscreteEstimator]:
     """Batched and unbatched estimators with equal parameters, every learned part away from its
     start (η ≠ 1, λ ≠ 0.5, r_ρ's scale ≠ 0), so every term of c reaches the comparison."""
-    torch.manual_seed(1)
-    batched = DiscreteEstimator(name, model, hidden=(32, 32), batched=True)
-    with torch.no_grad():
-        for p_name, p in batched.named_parameters():
-            if p_name.endswith("eta"):
-                p.fill_(0.8)
-            elif p_name.endswith("log_temperature"):
-                p.fill_(math.log(0.4))
-            elif p_name.endswith("scale"):
-                p.fill_(0.5)
-    plain = DiscreteEstimator(name, model, hidden=(32, 32), batched=False)
+    batched = estimator_for(name, model)
+    assert all(part.terms[0].batched if name == "relax" else part.batched for part in batched.parts)
+    plain = DiscreteEstimator(name, model, hidden=(16,), baseline_hidden=(8,), batched=False)
     plain.load_state_dict(batched.state_dict())
     return batched, plain
 
@@ -61,7 +46,7 @@ def run(model, x, est, seed: int) -> tuple[list[torch.Tensor], ...]:
 @pytest.mark.parametrize("model_name", ["linear1", "linear2", "nonlinear"])
 @pytest.mark.parametrize("name", ["rebar", "relax"])
 def test_batched_relaxed_passes_give_the_same_estimates(model_name, name, monkeypatch):
-    x = batch()
+    x = synthetic_batch(16)
     torch.manual_seed(0)
     model = make_model(model_name, x_mean=x.mean(0)).to(DT)
     with torch.no_grad():  # away from initialization, so that σ_λ(z) ≠ σ_λ(z̃) matters
