@@ -7,4 +7,6 @@ from . import (
     relax_toy,  # noqa: F401
     svgd_entropy,  # noqa: F401
     vae_discrete,  # noqa: F401
+    vae_grid,  # noqa: F401
+    vae_mnist,  # noqa: F401
 )

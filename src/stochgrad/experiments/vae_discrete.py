@@ -108,14 +108,15 @@ PRESETS = {
         "var_samples": 30,
         "iwae_samples": 20,
     },
-    # budget: 2 seeds on 2 CPU cores (one thread each) in about 1.5 hours.  linear1 and linear2
-    # with all four estimators on the full set (give $STOCHGRAD_MNIST or data_path), 45 of the
-    # paper's 960 epochs: measured 43 s of warm-up and 98 s per epoch for the 8 pairs on one
-    # thread (load average 1.3-1.8), so about 75 minutes per seed.  On the packaged subset
-    # (no full file given) it runs 25x fewer steps per epoch and overfits the 2,000 images.
+    # budget: 2 seeds on 2 CPU cores (one thread each) in about 45 minutes, so that it and
+    # vae-mnist's medium preset fit about 3 hours together.  linear1 and linear2 with all four
+    # estimators on the full set (give $STOCHGRAD_MNIST or data_path), 25 of the paper's 960
+    # epochs: measured 43 s of warm-up and 98 s per epoch for the 8 pairs on one thread (load
+    # average 1.3-1.8).  On the packaged subset (no full file given) it runs 25x fewer steps
+    # per epoch and overfits the 2,000 images.
     "medium": {
         "models": ("linear1", "linear2"),
-        "epochs": 45,
+        "epochs": 25,
         "n_train_eval": 10_000,
         "var_every": 2,
         "var_samples": 50,

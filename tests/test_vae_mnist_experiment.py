@@ -1,0 +1,162 @@
+"""Experiment vae-mnist (000 section 6.2, Table 1): quick preset, metrics against the logged
+curves, model selection blind to the test set, early stopping, Polyak averaging, β-annealing,
+dynamic binarization, resume."""
+
+import csv
+import json
+import time
+
+import numpy as np
+import pytest
+
+from stochgrad.data import load_binarized_mnist
+from stochgrad.runner import RunContext, resume, run_experiment
+from stochgrad.vae import METHODS
+
+TINY = [
+    "n_train=256",
+    "n_valid=40",
+    "n_test=40",
+    "iterations=40",
+    "eval_every=20",
+    "batch=32",
+    "n_z=4",
+    "ardae_width=32",
+    "ardae_layers=2",
+    "valid_samples=5",
+    "n_eval=20",
+    "elbo_samples=2",
+    "n_mix=5",
+]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vae-mnist")
+    start = time.process_time()  # CPU seconds: the wall time depends on the machine's load
+    results = run_experiment("vae-mnist", "quick", seed=0, out_dir=out, device="cpu")
+    return out, results, time.process_time() - start
+
+
+def read_rows(out):
+    with open(out / "metrics.csv") as fh:
+        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
+
+
+def test_quick_preset_writes_metrics_and_figures(quick_run):
+    out, results, wall = quick_run
+    assert results["status"] == "ok" and wall < 60
+    assert json.loads((out / "results.json").read_text())["preset"] == "quick"
+    for name in ("valid_log_px", "samples"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+    m = results["metrics"]
+    assert m["data.full_mnist"] == 0.0 and m["data.n_train"] == 2000  # the packaged subset
+    for method in METHODS:
+        assert f"test_log_px.{method}" in m and f"valid_log_px.{method}" in m
+        assert m[f"iterations.{method}"] == results["config"]["iterations"]
+        if method != "ivi-ardae":  # an implicit posterior has no density, so no ELBO
+            # the ELBO (or its semi-implicit lower bound) lies below log p(x): 200 test images
+            assert m[f"test_elbo.{method}"] < m[f"test_log_px.{method}"]
+    assert "test_elbo.ivi-ardae" not in m
+    steps = [r["step"] for r in read_rows(out)]
+    assert steps == [100, 200, 300]
+
+
+def test_metrics_agree_with_the_logged_curves(quick_run):
+    """valid_log_px is the best logged validation score and best_iteration its update."""
+    out, results, _ = quick_run
+    m, rows = results["metrics"], read_rows(out)
+    for method in METHODS:
+        valid = [r[f"valid_log_px.{method}"] for r in rows]
+        assert m[f"valid_log_px.{method}"] == pytest.approx(max(valid), abs=1e-9)
+        assert m[f"best_iteration.{method}"] == rows[valid.index(max(valid))]["step"]
+
+
+def test_model_selection_never_reads_the_test_set(tmp_path):
+    """Two data files that differ only in their test arrays give the same training, validation
+    and selection; only the test metrics change."""
+    arrays = {
+        s: load_binarized_mnist(subset=True, split=s).numpy().astype(np.uint8)
+        for s in ("train", "valid", "test")
+    }
+    np.savez(tmp_path / "a.npz", **arrays)
+    np.savez(tmp_path / "b.npz", **{**arrays, "test": arrays["train"][:500]})
+    over = [*TINY, "methods=gaussian,hvi-ardae"]
+    runs = [
+        run_experiment(
+            "vae-mnist",
+            "quick",
+            [*over, f"data_path={tmp_path / f}.npz"],
+            seed=2,
+            out_dir=tmp_path / f,
+        )
+        for f in ("a", "b")
+    ]
+    a, b = (r["metrics"] for r in runs)
+    assert a["data.full_mnist"] == 1.0
+    test_keys = {k for k in a if k.startswith("test_")}
+    assert len(test_keys) == 4 and all(a[k] != b[k] for k in test_keys)
+    assert {k: v for k, v in a.items() if k not in test_keys} == {
+        k: v for k, v in b.items() if k not in test_keys
+    }
+
+
+def test_early_stopping_polyak_and_beta_annealing(tmp_path):
+    """patience=1 stops a method at its first validation score without improvement; the
+    Polyak average and β-annealing run; a method that stopped trains no further."""
+    over = [*TINY, "iterations=200", "polyak_decay=0.9", "beta_anneal=30", "patience=1"]
+    over += ["lr=0.01", "n_valid=10"]  # noisy scores of a fast learner: some fall back
+    m = run_experiment("vae-mnist", "quick", over, seed=3, out_dir=tmp_path / "a")["metrics"]
+    rows = read_rows(tmp_path / "a")
+    for method in METHODS:
+        valid = [r[f"valid_log_px.{method}"] for r in rows if f"valid_log_px.{method}" in r]
+        worse = [i for i in range(1, len(valid)) if valid[i] <= max(valid[:i])]
+        n_evals = worse[0] + 1 if worse else 10
+        assert len(valid) == n_evals
+        assert m[f"iterations.{method}"] == 20 * n_evals
+    assert any(m[f"iterations.{method}"] < 200 for method in METHODS)
+
+
+def test_dynamic_binarization_needs_grey_levels(tmp_path):
+    with pytest.raises(ValueError, match="grey_path"):
+        run_experiment("vae-mnist", "quick", ["binarization=dynamic"], out_dir=tmp_path / "a")
+    rng = np.random.default_rng(0)
+    grey = {s: rng.integers(0, 256, (300, 784), dtype=np.uint8) for s in ("train", "valid", "test")}
+    np.savez(tmp_path / "grey.npz", **grey)
+    over = [*TINY, "methods=gaussian", "binarization=dynamic", f"grey_path={tmp_path}/grey.npz"]
+    r = run_experiment("vae-mnist", "quick", over, out_dir=tmp_path / "b")
+    assert r["status"] == "ok" and np.isfinite(r["metrics"]["test_log_px.gaussian"])
+
+
+def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
+    """Killed right after the first checkpoint, then resumed: the same curves and metrics."""
+    over = [*TINY, "methods=hvi-aux,ivi-ardae", "polyak_decay=0.5"]
+    full = run_experiment("vae-mnist", "quick", over, seed=1, out_dir=tmp_path / "full")
+    original = RunContext.save_checkpoint
+
+    def save_then_die(self, state, step):
+        original(self, state, step)
+        if step == 20 and not self.resumed:  # the first turn's updates
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunContext, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("vae-mnist", "quick", over, seed=1, out_dir=tmp_path / "cut")
+    assert resume(tmp_path / "cut")["metrics"] == full["metrics"]
+    assert read_rows(tmp_path / "cut") == read_rows(tmp_path / "full")
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("methods=gaussian,vamp", "methods"),
+        ("architecture=resconv", "architecture"),
+        ("n_train=10", "n_train"),
+        ("polyak_decay=1.0", "polyak_decay"),
+        ("n_z=1", "n_z"),
+        ("patience=-1", "patience"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, override, field):
+    with pytest.raises(ValueError, match=field):
+        run_experiment("vae-mnist", "quick", [override], out_dir=tmp_path / "a")
