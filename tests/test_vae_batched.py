@@ -1,6 +1,12 @@
-"""REBAR's and RELAX's relaxed decoder passes batched (issue 11, Performance): f at σ_λ(z) and
-σ_λ(z̃) in one stacked call of ``LayerObjective.relaxed`` gives, at the same noise, the same
-estimates and the same variance-objective gradients as two calls, in float64."""
+"""Changes for speed keep the results (issue 11, Performance).
+
+REBAR's and RELAX's relaxed decoder passes batched: f at σ_λ(z) and σ_λ(z̃) in one stacked call
+of ``LayerObjective.relaxed`` gives, at the same noise, the same estimates and the same
+variance-objective gradients as two calls, in float64.  The one-pass input checks
+(``torch.aminmax``) still reject NaN, Inf and values outside [0, 1] with the named error.
+"""
+
+import math
 
 import pytest
 import torch
@@ -11,6 +17,7 @@ from stochgrad.vae import (
     LayerObjective,
     RelaxedObjective,
     estimate_gradients,
+    make_continuous_vae,
     make_model,
 )
 
@@ -93,3 +100,17 @@ def test_relaxed_objective_falls_back_to_two_calls_for_a_plain_f():
     assert shapes == [(5, 3), (5, 3)]
     torch.testing.assert_close(c1, 0.7 * torch.sigmoid(z1 / 0.3).pow(2).sum(-1))
     torch.testing.assert_close(c2, 0.7 * torch.sigmoid(z2 / 0.3).pow(2).sum(-1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), -0.1, 1.5])
+def test_input_checks_reject_bad_pixels(bad):
+    x = torch.zeros(3, 6)
+    x[1, 4] = bad
+    finite = math.isfinite(bad)
+    with pytest.raises(ValueError, match=r"x must hold values in \[0, 1\]"):
+        make_model("linear1", n_x=6, n_latent=2).check_x(x)
+    message = r"x must hold values in \[0, 1\]" if finite else "x contains NaN or Inf"
+    with pytest.raises(ValueError, match=message):
+        make_continuous_vae("gaussian", n_x=6, latent_dim=2, hidden=3).check_x(x)
+    x[1, 4] = 1.0
+    assert torch.equal(make_model("linear1", n_x=6, n_latent=2).check_x(x), x)

@@ -94,7 +94,8 @@ class BinaryVAE(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.n_x or x.shape[0] == 0:
             raise ValueError(f"x must have shape [batch, {self.n_x}], got {tuple(x.shape)}")
         x = x.to(self.prior_logits.dtype)
-        if not torch.isfinite(x).all() or (x < 0).any() or (x > 1).any():
+        lo, hi = torch.aminmax(x)  # one pass; NaN fails both comparisons
+        if not (lo >= 0 and hi <= 1):
             raise ValueError("x must hold values in [0, 1] (binarized pixels)")
         return x
 
