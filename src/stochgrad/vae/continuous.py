@@ -308,9 +308,9 @@ class ContinuousVAE(nn.Module):
         var = self.obs_std**2
         return -0.5 * ((target - out).pow(2) / var + math.log(var) + LOG_2PI).sum(-1)
 
-    def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
-        """log p(x|z) + log N(z; 0, I), ``[batch, n]``."""
-        return self.log_likelihood(x, z) - 0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+    def log_joint(self, x: Tensor, z: Tensor, beta: float = 1.0) -> Tensor:
+        """log p(x|z) + β log N(z; 0, I), ``[batch, n]`` (β = 1: log p(x, z))."""
+        return self.log_likelihood(x, z) - beta * 0.5 * (z.pow(2) + LOG_2PI).sum(-1)
 
     def sample(self, n: int) -> Tensor:
         """n draws of x's mean E[x|z], z ~ p(z) (pixel probabilities for Bernoulli), ``[n, n_x]``."""
@@ -319,16 +319,17 @@ class ContinuousVAE(nn.Module):
         out = self.decoder(z)
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
-    def objective(self, x: Tensor, n_samples: int = 1) -> Tensor:
+    def objective(self, x: Tensor, n_samples: int = 1, beta: float = 1.0) -> Tensor:
         """The per-x lower bound that trains the model without AR-DAE, ``[batch]``: the ELBO
-        (``"gaussian"``) or the auxiliary bound (``"hvi-aux"``), averaged over ``n_samples``."""
+        (``"gaussian"``) or the auxiliary bound (``"hvi-aux"``), averaged over ``n_samples``.
+        ``beta`` weighs every term but log p(x|z) (β-annealing; 1: the bound itself)."""
         x = self.check_x(x)
         n = _check_int(n_samples, "n_samples")
         if self.method == "gaussian":
             mean, logvar = self.posterior.params(x)  # one encoder pass for z and log q(z|x)
             z = _reparameterize(mean, logvar, n)
             log_q = normal_log_prob(z, mean[:, None, :], logvar[:, None, :])
-            return (self.log_joint(x, z) - log_q).mean(1)
+            return (self.log_joint(x, z, beta) - beta * log_q).mean(1)
         if self.method == "hvi-aux":
             post = self.posterior
             h = post.features(x)
@@ -338,8 +339,37 @@ class ContinuousVAE(nn.Module):
             z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
             log_q = normal_log_prob(z0, mean0[:, None], logvar0[:, None])
             log_q = log_q + normal_log_prob(z, mean, logvar)
-            return (self.log_joint(x, z) - log_q + self.aux.log_prob(z0, z, x)).mean(1)
+            log_r = self.aux.log_prob(z0, z, x)
+            return (self.log_joint(x, z, beta) - beta * (log_q - log_r)).mean(1)
         raise ValueError(f"method {self.method!r} has no tractable bound: use ardae_model_loss")
+
+    def elbo(self, x: Tensor, n_samples: int = 1, n_mix: int = 100) -> Tensor:
+        """The ELBO E_q[log p(x, z) - log q(z|x)] per x, ``[batch]`` (no graph), from
+        ``n_samples`` draws: exact for the Gaussian posterior; for the hierarchical one the
+        semi-implicit lower bound of Yin & Zhou (2018), log q(z|x) replaced by
+        log (1/(K+1)) Σ_{k=0..K} q(z|z0_k, x) with z0_0 the draw that made z and K = ``n_mix``
+        fresh z0_k ~ q(z0|x) (≤ the ELBO, → it as K grows).  An implicit posterior has no
+        density: TypeError."""
+        x = self.check_x(x)
+        n = _check_int(n_samples, "n_samples")
+        post = self.posterior
+        with torch.no_grad():
+            if getattr(post, "has_density", False):
+                z = post.sample(x, n)
+                return (self.log_joint(x, z) - post.log_prob(z, x)).mean(1)
+            if not isinstance(post, HierarchicalPosterior):
+                raise TypeError(f"the ELBO needs log q(z|x): {type(post).__name__} has no density")
+            k = _check_int(n_mix, "n_mix")
+            h = post.features(x)
+            mean0, logvar0 = post.params0(h)
+            z, z0 = post.sample_with_z0(x, n)
+            z0_all = torch.cat([z0, _reparameterize(mean0, logvar0, k)], 1)  # [batch, n + k, d0]
+            mean, logvar = post.params_given(z0_all, h)
+            # log q(z_i|z0_j, x) for the n draws i and the n + k mixing draws j: [batch, n, n + k]
+            log_q_ij = normal_log_prob(z[:, :, None, :], mean[:, None], logvar[:, None])
+            own = log_q_ij[:, :, :n].diagonal(dim1=1, dim2=2)  # z0_0 of each draw: [batch, n]
+            log_q = torch.logsumexp(torch.cat([own[..., None], log_q_ij[:, :, n:]], -1), -1)
+            return (self.log_joint(x, z) - (log_q - math.log(k + 1))).mean(1)
 
     def proposal(self, x: Tensor, n_fit: int, chunk: int = 1000) -> tuple[Tensor, Tensor]:
         """The evaluation proposal's (mean ``[batch, d_z]``, Cholesky factor ``[batch, d_z, d_z]``):
@@ -534,17 +564,20 @@ def ardae_loss(model: ContinuousVAE, ardae: ARDAE, x: Tensor, n_z: int) -> Tenso
 
 
 def ardae_model_loss(
-    model: ContinuousVAE, ardae: ARDAE, x: Tensor, n_samples: int = 1
+    model: ContinuousVAE, ardae: ARDAE, x: Tensor, n_samples: int = 1, beta: float = 1.0
 ) -> tuple[Tensor, Tensor]:
-    """(loss, E[log p(x, z)] per x ``[batch]``, detached): the loss is -E[log p(x, z)] plus
-    ``entropy_surrogate`` (-H) with the AR-DAE score s · f(z̃; h(x), σ = 0) (000 eq. 12); its
-    gradient reaches the decoder and the posterior, never the AR-DAE."""
+    """(loss, E[log p(x, z)] per x ``[batch]``, detached): the loss is -E[log p(x|z)] -
+    β E[log p(z)] plus β ``entropy_surrogate`` (-H) with the AR-DAE score s · f(z̃; h(x), σ = 0)
+    (000 eq. 12; β = 1 without annealing); its gradient reaches the decoder and the posterior,
+    never the AR-DAE."""
     x = model.check_x(x)
     post = model.posterior
     z = post.sample(x, _check_int(n_samples, "n_samples"))
-    log_joint = model.log_joint(x, z)
     score = ardae.score(z, cond=post.features(x), center=post.center(x))
-    return -log_joint.mean() + entropy_surrogate(z, score), log_joint.detach().mean(1)
+    loss = -model.log_joint(x, z, beta).mean() + beta * entropy_surrogate(z, score)
+    with torch.no_grad():
+        log_joint = model.log_joint(x, z).mean(1)
+    return loss, log_joint
 
 
 @dataclass
@@ -566,10 +599,14 @@ def continuous_step(
     n_samples: int = 1,
     n_z: int = 625,
     n_ardae_updates: int = 1,
+    beta: float = 1.0,
 ) -> ContinuousStep:
     """One model update on ``x`` ``[batch, n_x]``; for AR-DAE methods first ``n_ardae_updates``
     (N_d) AR-DAE updates on ``n_z`` draws per x (000 Algorithm 1).  ``optimizer`` holds the
-    model's parameters (decoder, posterior, aux), ``ardae_optimizer`` the AR-DAE's."""
+    model's parameters (decoder, posterior, aux), ``ardae_optimizer`` the AR-DAE's.  ``beta``
+    in [0, 1] weighs the prior and entropy terms (β-annealing, 000 Table 8; 1: the ELBO)."""
+    if not 0 <= beta <= 1:
+        raise ValueError(f"beta must lie in [0, 1], got {beta}")
     ar_loss = None
     if model.method in ARDAE_METHODS:
         if ardae is None or ardae_optimizer is None:
@@ -581,10 +618,10 @@ def continuous_step(
             ardae_optimizer.step()
         ar_loss = ar_loss.detach()
         optimizer.zero_grad(set_to_none=True)
-        loss, objective = ardae_model_loss(model, ardae, x, n_samples)
+        loss, objective = ardae_model_loss(model, ardae, x, n_samples, beta)
     else:
         optimizer.zero_grad(set_to_none=True)
-        bound = model.objective(x, n_samples)
+        bound = model.objective(x, n_samples, beta)
         loss, objective = -bound.mean(), bound.detach()
     loss.backward()
     optimizer.step()
