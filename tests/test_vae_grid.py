@@ -48,11 +48,12 @@ def test_quick_preset_writes_metrics_and_figures(quick_run):
 
 def test_quick_large_sigma_dae_keeps_the_narrowest_posterior(quick_run):
     """000 Fig. 5: a large fixed σ underestimates the entropy gradient, so the posterior stays
-    the narrowest of the implicit ones (all three start from the same model).  Seeds 0-2 gave
-    margins of 2.2, 0.7 and 0.6 nats below the next one (seed 0 is tested)."""
+    the narrowest of the implicit ones (all three start from the same model, log-variance
+    about -10).  Seeds 0-2 gave margins of 1.7, 1.1 and 1.8 below the next one (seed 0 is
+    tested, against 0.5)."""
     m = quick_run[1]["metrics"]
-    others = min(m["mean_logvar.dae_small"], m["mean_logvar.ardae"])
-    assert m["mean_logvar.dae_large"] < others
+    others = min(m["mean_logvar.dae-small"], m["mean_logvar.ardae"])
+    assert m["mean_logvar.dae-large"] < others - 0.5
 
 
 def test_score_models_never_train_the_posterior():

@@ -2,7 +2,7 @@
 "Toy dataset", Fig. 5, App. F.3), its posterior trained in four ways:
 
 * ``gaussian``: q(z|x) = N(μ(x), diag σ²(x)), the reparameterized ELBO (000 eq. 6);
-* ``dae_large`` / ``dae_small``: an implicit z = g(ε, x) whose entropy gradient comes from a
+* ``dae-large`` / ``dae-small``: an implicit z = g(ε, x) whose entropy gradient comes from a
   residual DAE at a fixed σ (000 eq. 2), large or small;
 * ``ardae``: the same implicit posterior with AR-DAE (000 Algorithm 1): conditioned on h(x),
   adaptive δ(x) = δ_scale · S_{z̃|x} from n_z draws, z̃ = s (z - g(0, x)), N_d updates per model
@@ -65,7 +65,7 @@ from ..vae import continuous_step, log_px, make_ardae
 from ..vae.continuous import ContinuousVAE, GaussianPosterior, ImplicitPosterior, normal_log_prob
 from .vae_discrete import _seed
 
-METHODS = ("gaussian", "dae_large", "dae_small", "ardae")
+METHODS = ("gaussian", "dae-large", "dae-small", "ardae")
 MMD_BANDWIDTHS = (0.1, 0.3, 1.0)
 
 
@@ -74,7 +74,7 @@ class VaeGridConfig:
     """Settings of 000 App. F.3 and Table 8 (toy) (defaults)."""
 
     methods: tuple[str, ...] = METHODS
-    """Posterior training methods: gaussian, dae_large, dae_small, ardae (000 Fig. 5)."""
+    """Posterior training methods: gaussian, dae-large, dae-small, ardae (000 Fig. 5)."""
     n_train: int = 128_000
     """Training points: 16 epochs of about 250 updates of 512 (000 App. F.3: ~4000 updates)."""
     n_test: int = 2000
@@ -109,14 +109,17 @@ class VaeGridConfig:
     rmsprop_alpha: float = 0.5
     """RMSprop smoothing constant (000 Table 8: rmsprop, 0.5)."""
     sigma_large: float = 1.0
-    """σ of ``dae_large``, in latent units (our choice; the paper gives no value): the prior's
-    scale, far above the posterior's spread (see ``sigma_small``), so the DAE learns the score
-    of q smoothed by N(0, σ²), about -(z - μ)/(σ² + v), far below the true -(z - μ)/v."""
+    """σ of ``dae-large``, in latent units (our choice; the paper gives no value): the prior's
+    scale.  The implicit posteriors start with standard deviations of 0.003-0.006 (log-variance
+    -11.5 to -10 at initialization, widths 128-64) and AR-DAE's grows to about 0.7 in the
+    medium run,
+    so σ = 1 is above the posterior's spread throughout: the DAE learns the score of q smoothed
+    by N(0, σ²), about -(z - μ)/(σ² + v), far below the true -(z - μ)/v while v is small."""
     sigma_small: float = 0.01
-    """σ of ``dae_small``, in latent units (our choice): about a tenth of the posterior standard
-    deviations that the Gaussian posterior and AR-DAE reach here (exp(logvar / 2) ≈ 0.05-0.2),
-    so the smoothing bias is small but the residual loss's signal-to-noise ratio, O(σ) (000
-    App. C), is low."""
+    """σ of ``dae-small``, in latent units (our choice): about 3 times the posterior standard
+    deviation at initialization and 1/70 of what AR-DAE's reaches (see ``sigma_large``), so the
+    smoothing bias is small once the posterior has spread out, but the residual loss's
+    signal-to-noise ratio, O(σ) (000 App. C), is low."""
     iwae_samples: int = 1000
     """K of the IWAE estimate of log p(x) (000 Table 8 gives no n_eval for the toy)."""
     n_var: int = 256
@@ -331,7 +334,7 @@ class _Method:
             if name == "ardae":
                 self.score = make_ardae(self.model, hidden, cfg.scale, cfg.delta_scale, n_sigma=1)
             elif name != "gaussian":
-                sigma = cfg.sigma_large if name == "dae_large" else cfg.sigma_small
+                sigma = cfg.sigma_large if name == "dae-large" else cfg.sigma_small
                 width = self.model.posterior.feature_dim
                 self.score = FixedSigmaDAE(2, width, sigma, cfg.scale, hidden)
         self.model.to(dev)
@@ -377,14 +380,14 @@ class _Method:
 
 
 HEADLINES = {
-    "mean_logvar.dae_large": Headline(
+    "mean_logvar.dae-large": Headline(
         paper="Fig. 5: with a large fixed σ the residual DAE underestimates the entropy "
         "gradient and the posteriors collapse to point masses (lowest mean log-variance)",
         meaning="final mean over held-out x and latent dimensions of log Var_q(z_d|x) "
-        "(compare .ardae, .dae_small, .gaussian)",
+        "(compare .ardae, .dae-small, .gaussian)",
         quick="to be measured",
     ),
-    "sample_log_density.dae_small": Headline(
+    "sample_log_density.dae-small": Headline(
         paper="Fig. 5: with a small fixed σ the posterior does not collapse, but the encoder "
         "is not smooth and the samples are poor",
         meaning="mean log-density under the true grid mixture of model samples x ~ p(x|z), "
@@ -536,8 +539,8 @@ def run(cfg: VaeGridConfig, ctx) -> dict[str, float]:
 
 COLORS = {
     "gaussian": "tab:gray",
-    "dae_large": "tab:red",
-    "dae_small": "tab:orange",
+    "dae-large": "tab:red",
+    "dae-small": "tab:orange",
     "ardae": "tab:blue",
 }
 
