@@ -385,27 +385,32 @@ HEADLINES = {
         "gradient and the posteriors collapse to point masses (lowest mean log-variance)",
         meaning="final mean over held-out x and latent dimensions of log Var_q(z_d|x) "
         "(compare .ardae, .dae-small, .gaussian)",
-        quick="to be measured",
+        quick="yes in direction: after 128 updates the large-σ DAE's posterior stays at its "
+        "initial width (about -10) while dae-small's and AR-DAE's have grown to about -8 "
+        "(tested: 0.5 below both; seeds 0-2 gave 1.1-1.8)",
     ),
     "sample_log_density.dae-small": Headline(
         paper="Fig. 5: with a small fixed σ the posterior does not collapse, but the encoder "
         "is not smooth and the samples are poor",
         meaning="mean log-density under the true grid mixture of model samples x ~ p(x|z), "
         "z ~ p(z) (compare .ardae; true_log_px for perfect samples)",
-        quick="to be measured",
+        quick="no: after 128 updates every model's samples are one broad blob (about -6 for "
+        "all four methods; perfect samples about -3.8)",
     ),
     "test_log_px.ardae": Headline(
         paper="Fig. 5: AR-DAE's smooth encoder gives a Gaussian-shaped aggregated posterior and "
         "approximates the data distribution accurately",
         meaning="IWAE estimate of log p(x) on held-out points (proposal: Gaussian fit of "
         "posterior draws), nats; true_log_px is the best attainable",
-        quick="to be measured",
+        quick="no: 128 updates leave the implicit posteriors near point masses, with IWAE "
+        "estimates of -12 to -16 against the Gaussian VAE's -5 to -5.8 (true about -3.8)",
     ),
     "agg_mmd.ardae": Headline(
         paper="Fig. 5: AR-DAE maps the data into a Gaussian-shaped aggregated posterior",
         meaning="MMD² between the aggregated posterior and N(0, I) (0: equal; agg_mmd.prior is "
         "the noise level)",
-        quick="to be measured",
+        quick="no: after 128 updates the implicit aggregated posteriors are still clumps "
+        "(agg_mmd 1.5-2.4 against about 0 for the Gaussian VAE)",
     ),
 }
 
