@@ -69,6 +69,8 @@ class Estimate:
     log_prob: log p(b|θ) summed over units, ``[batch]`` (attached to θ).
     z, z_tilde: relaxed samples where the estimator uses them.
     reduction: ``"mean"`` or ``"sum"``, how ``surrogate`` reduces ``per_example``.
+    control: c(b), a control variate's value at the sample, ``[batch]`` (detached), where the
+    estimator has one (MuProp's Taylor expansion; a baseline is fitted to ``f - control``).
     """
 
     per_example: Tensor
@@ -78,6 +80,7 @@ class Estimate:
     z: Tensor | None = None
     z_tilde: Tensor | None = None
     reduction: str = "mean"
+    control: Tensor | None = None
 
     @cached_property
     def surrogate(self) -> Tensor:
@@ -219,6 +222,56 @@ def reinforce(
     fb = evaluate_f(f, b, batch)
     coef = fb if baseline is None else fb - _check_baseline(baseline, batch)
     return _finish(fb, score_term(coef, log_p), b, log_p, reduction)
+
+
+def muprop(
+    dist: Relaxation | torch.distributions.Distribution,
+    f: Objective,
+    baseline: Tensor | float | None = None,
+    *,
+    reduction: str = "mean",
+    generator: torch.Generator | None = None,
+) -> Estimate:
+    """MuProp (Gu et al. 2016): ĝ = [f(b) - c(b) - baseline] ∂ log p(b|θ) + f'(μ̄) ∂μ̄/∂θ.
+
+    c(b) = f(μ̄) + f'(μ̄)·(b - μ̄) is the first-order Taylor expansion of f at the mean
+    μ̄ = E[b] (``probs`` ``[batch, ...]`` for Bernoulli units, ``[batch, ..., k]`` for
+    Categorical ones), with f(μ̄), f'(μ̄) and μ̄ held constant in c.  ``f`` receives b as
+    floats (0/1, or one-hot ``[batch, ..., k]`` also for a torch ``Categorical``, as in
+    :func:`relax`) and the mean-field input μ̄ in [0, 1] (the simplex): it must be
+    differentiable in its input there.  ``baseline`` as in :func:`reinforce`.  The last term
+    reaches the parameters through μ̄ only: for an f without direct dependence on θ it is
+    ∂f(μ̄(θ))/∂θ; f's own parameters ω (and θ inside f, 004 eq. 11) get the pathwise ∂f(b),
+    never ∂f(μ̄), which would bias them.  Costs one more call of f and one backward pass.
+    """
+    _check_reduction(reduction)
+    relaxation = as_relaxation(dist, "muprop")
+    batch = check_batch(relaxation.logits, "logits")
+    b = relaxation.sample(generator)
+    log_p = _sum_units(relaxation.log_prob(b), batch)
+    fb = evaluate_f(f, b, batch)
+    mu = relaxation.probs  # μ̄ = E[b], attached to θ
+    mu_fixed = mu.detach().requires_grad_(True)
+    with torch.enable_grad():
+        f_mu = evaluate_f(f, mu_fixed, batch, "f at the mean μ̄")
+        df = (
+            torch.autograd.grad(f_mu.sum(), mu_fixed, allow_unused=True)[0]
+            if f_mu.requires_grad
+            else None
+        )
+    if df is None:
+        raise ValueError(
+            "muprop needs f differentiable in its input: f(μ̄) at the mean-field input "
+            "μ̄ = E[b] has no gradient with respect to μ̄ (f must accept floats in [0, 1])"
+        )
+    check_finite(df, "f'(μ̄), the gradient of f at the mean")
+    mu_fixed = mu_fixed.detach()
+    c = f_mu.detach() + _sum_units(df * (b - mu_fixed), batch)  # Taylor expansion at μ̄
+    coef = fb - c if baseline is None else fb - c - _check_baseline(baseline, batch)
+    # E[c(b)] = f(μ̄) + f'(μ̄)·(μ̄(θ) - μ̄) with f(μ̄), f'(μ̄) constant: ∂E[c]/∂θ = f'(μ̄) ∂μ̄/∂θ
+    mean_term = _sum_units(df * (mu - mu_fixed), batch)  # zero in value, gradient f'(μ̄) ∂μ̄/∂θ
+    per_example = score_term(coef, log_p) + mean_term
+    return _finish(fb, per_example, b, log_p, reduction, control=c)
 
 
 def reparameterization(
