@@ -2,7 +2,8 @@
 
 Discrete latents (003 section 6.2, App. C.1; 004 Table 1): :class:`BinaryVAE` built by
 :func:`make_model` (``"linear1"``, ``"linear2"``, ``"nonlinear"``), its encoder trained by
-:class:`DiscreteEstimator` (``"nvil"``, ``"concrete"``, ``"rebar"``, ``"relax"``) in :func:`step`::
+:class:`DiscreteEstimator` (``"nvil"``, ``"concrete"``, ``"rebar"``, ``"relax"``, and
+``"muprop"``, see :data:`ALL_ESTIMATORS`) in :func:`step`::
 
     model = make_model("linear1", x_mean=x_train.mean(0))
     est = DiscreteEstimator("relax", model)
@@ -56,6 +57,7 @@ from .discrete import (
     nonlinear_vae,
 )
 from .discrete_training import (
+    ALL_ESTIMATORS,
     ESTIMATORS,
     DiscreteEstimator,
     DiscreteGradients,
@@ -65,6 +67,7 @@ from .discrete_training import (
 )
 
 __all__ = [
+    "ALL_ESTIMATORS",
     "ARCHITECTURES",
     "ARDAE_METHODS",
     "ESTIMATORS",

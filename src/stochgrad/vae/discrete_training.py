@@ -8,7 +8,18 @@ Estimators (003 section 6.2, Table 1):
   temperature, differentiated by reparameterization (the paper's baseline);
 * ``"rebar"``: RELAX with c(z) = η f(σ_λ(z)), η and λ learned (003 section 3.4);
 * ``"relax"``: c(z) = η f(σ_λ(z)) + r_ρ(σ_λ(z)) (003 section 6.2), r_ρ a ReLU MLP whose input
-  also holds the centred data x - mean and the lower hard layers (notes), with scale 0 at start.
+  also holds the centred data x - mean and the lower hard layers (notes), with scale 0 at start;
+* ``"muprop"`` (in :data:`ALL_ESTIMATORS`, not in the default :data:`ESTIMATORS`): MuProp (Gu
+  et al. 2016; 003 Table 1's MuProp column), the Taylor expansion c(b) = f(μ̄) + f'(μ̄)·(b - μ̄)
+  at the mean μ̄ = σ(logits) of q(b_l|b_{l-1}), plus an NVIL baseline b_ψ(x, b_{<l}) fitted to
+  f(b) - c(b) by squared error (Gu et al.'s input-dependent baseline; their variance
+  normalization is left out, as for ``"nvil"``).  "f at μ̄" is the same
+  :class:`~stochgrad.vae.discrete.LayerObjective` called at the mean-field input μ̄ in [0, 1]:
+  the lower layers are the hard samples, the layers above are hard samples drawn from the same
+  noise u_{>l} given μ̄ (as the relaxed evaluations of REBAR/RELAX draw them given σ_λ(z)), so
+  f'(μ̄) is the derivative at those fixed upper samples.  Gu et al. propagate means through the
+  upper layers instead (a mean-field network); any fixed c keeps the estimate unbiased, the
+  choice only changes its variance.
 
 Every stochastic layer l has its own estimator (its own baseline or η, λ, r_ρ) for the logits of
 q(b_l|b_{l-1}), applied to f(b_l) of :class:`~stochgrad.vae.discrete.LayerObjective` with the
@@ -32,6 +43,7 @@ from ..estimators import (
     NeuralControlVariate,
     RelaxedInput,
     mlp,
+    muprop,
     rebar,
     reinforce,
     relax,
@@ -40,6 +52,9 @@ from ..estimators import (
 from .discrete import BinaryVAE, LayerObjective, bernoulli_log_prob, logistic_noise
 
 ESTIMATORS = ("nvil", "concrete", "rebar", "relax")
+"""The estimators of 003 Table 1 that the ``vae-discrete`` experiment trains by default."""
+ALL_ESTIMATORS = (*ESTIMATORS, "muprop")
+"""Every name :class:`DiscreteEstimator` accepts."""
 
 
 class _GivenNoise(BernoulliRelaxation):
@@ -85,9 +100,9 @@ class RelaxedObjective(ConcreteControlVariate):
 class DiscreteEstimator(nn.Module):
     """The encoder's estimator with its learnable parts, one per stochastic layer.
 
-    name: one of ``"nvil"``, ``"concrete"``, ``"rebar"``, ``"relax"``.  temperature: initial λ
-    (notes: 0.5; fixed for ``"concrete"``).  hidden: r_ρ's ReLU layers (003 App. C.1: 2 or 4
-    layers of 200).  baseline_hidden: NVIL's baseline tanh layers.  batched: REBAR and RELAX
+    name: one of ``"nvil"``, ``"concrete"``, ``"rebar"``, ``"relax"``, ``"muprop"``.  temperature:
+    initial λ (notes: 0.5; fixed for ``"concrete"``).  hidden: r_ρ's ReLU layers (003 App. C.1:
+    2 or 4 layers of 200).  baseline_hidden: the NVIL (and MuProp) baseline's tanh layers.  batched: REBAR and RELAX
     evaluate f at σ_λ(z) and σ_λ(z̃) in one stacked decoder pass (:class:`RelaxedObjective`;
     ``False``: two passes, the same estimates up to float rounding).  Parameters (φ, ψ) go to
     their own optimizer.
@@ -103,15 +118,15 @@ class DiscreteEstimator(nn.Module):
         batched: bool = True,
     ) -> None:
         super().__init__()
-        if name not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {name!r}")
+        if name not in ALL_ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ALL_ESTIMATORS}, got {name!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.name, self.temperature = name, float(temperature)
         parts: list[nn.Module] = []
         for layer, n in enumerate(model.n_latent):
             n_cond = model.n_x + sum(model.n_latent[:layer])  # [x - mean, b_{<l}]
-            if name == "nvil":
+            if name in ("nvil", "muprop"):
                 parts.append(NeuralBaseline(mlp(n_cond, baseline_hidden, 1, nn.Tanh)))
             elif name == "rebar":
                 parts.append(RelaxedObjective(1.0, temperature, batched))
@@ -132,7 +147,7 @@ class DiscreteGradients:
 
     elbo: one-sample ELBO at the sample b, ``[batch]`` (detached).
     estimator_loss: scalar objective of the estimator's parameters (variance objective for
-    rebar/relax, baseline squared error for nvil), ``None`` for concrete.
+    rebar/relax, baseline squared error for nvil and muprop), ``None`` for concrete.
     samples: b_l per layer ``[batch, n_l]``; logit_grads: ĝ with respect to each layer's
     logits ``[batch, n_l]`` (gradient of the batch-mean objective, detached).
     """
@@ -206,6 +221,9 @@ def estimate_gradients(
         if estimator.name == "nvil":
             est = reinforce(dist, f, baseline=part(cond))
             losses.append(part.loss(est.f, cond))
+        elif estimator.name == "muprop":
+            est = muprop(dist, f, baseline=part(cond))
+            losses.append(part.loss(est.f - est.control, cond))  # the baseline fits f - c
         elif estimator.name == "rebar":
             est = rebar(dist, f, part, cond)
         else:
@@ -214,7 +232,7 @@ def estimate_gradients(
         # surrogate, ∂f(b)/∂ω for the decoder and prior, in one backward pass
         params = _decoder_parameters(model) if layer == 0 else []
         var_loss, (g, *g_params) = variance_loss(est, logits, params=params)
-        if estimator.name != "nvil":
+        if estimator.name not in ("nvil", "muprop"):
             losses.append(var_loss)
         _accumulate(params, g_params)
         if layer == 0:
