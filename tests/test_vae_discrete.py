@@ -103,9 +103,8 @@ def test_one_layer_elbo_equals_hand_computation():
     assert f.item() == pytest.approx(-(log_px_b + log_pb - log_qb), abs=1e-12)
 
 
-def test_two_layer_elbo_equals_hand_computation():
-    """003 App. C.1.1: log p(x|b1) + log p(b1|b2) + log p(b2) - log q(b1|x) - log q(b2|b1), with
-    b2 drawn from the given noise: logit(q(b2|b1)) + logit(0.999) > 0 gives b2 = 1."""
+def two_layer_hand_model() -> nn.Module:
+    """Two linear layers of one unit on 2 pixels, every parameter a round number."""
     model = linear_vae(2, n_x=2, n_latent=1).to(DT)
     values = {
         "encoders.0.weight": 0.3,
@@ -121,6 +120,13 @@ def test_two_layer_elbo_equals_hand_computation():
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.fill_(values[name])  # every entry of a tensor gets its value
+    return model
+
+
+def test_two_layer_elbo_equals_hand_computation():
+    """003 App. C.1.1: log p(x|b1) + log p(b1|b2) + log p(b2) - log q(b1|x) - log q(b2|b1), with
+    b2 drawn from the given noise: logit(q(b2|b1)) + logit(0.999) > 0 gives b2 = 1."""
+    model = two_layer_hand_model()
     x = torch.tensor([[0.0, 1.0]], dtype=DT)
     noise = [torch.full((1, 1), 0.5, dtype=DT), torch.full((1, 1), 0.999, dtype=DT)]
     f = LayerObjective(model, x, 0, [], model.encoders[0](x), noise)(torch.ones(1, 1, dtype=DT))
@@ -143,21 +149,7 @@ def test_layer_objective_at_a_mean_field_input_equals_hand_computation():
     """MuProp evaluates f at μ̄ in (0, 1): the model of the two-layer test at b1 = μ̄ = 0.3, with
     log-probabilities linear in the value, b2 drawn from the given noise given μ̄, and f(μ̄)'s
     derivative in μ̄ equal to the hand derivative at that fixed b2."""
-    model = linear_vae(2, n_x=2, n_latent=1).to(DT)
-    values = {
-        "encoders.0.weight": 0.3,
-        "encoders.0.bias": -0.7,
-        "encoders.1.weight": 0.2,
-        "encoders.1.bias": 1.5,
-        "decoders.0.weight": -0.4,
-        "decoders.0.bias": -1.2,
-        "decoders.1.weight": 0.8,
-        "decoders.1.bias": 0.5,
-        "prior_logits": 0.25,
-    }
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.fill_(values[name])
+    model = two_layer_hand_model()
     x = torch.tensor([[0.0, 1.0]], dtype=DT)
     noise = [torch.full((1, 1), 0.5, dtype=DT), torch.full((1, 1), 0.2, dtype=DT)]
     mu = torch.full((1, 1), 0.3, dtype=DT, requires_grad=True)
