@@ -68,6 +68,7 @@ def test_readme_vae_examples_train_save_load_and_evaluate(tmp_path, monkeypatch)
     torch.manual_seed(0)
     printed: list = []
     namespace: dict = {"print": printed.append}
+    assert "range(200)" in continuous and "n_samples=500" in continuous  # the shrinking applies
     code = continuous.replace("range(200)", "range(3)").replace("n_samples=500", "n_samples=20")
     exec(compile(code, "README", "exec"), namespace)  # noqa: S102 - our own README
     for a, b in zip(
@@ -75,6 +76,7 @@ def test_readme_vae_examples_train_save_load_and_evaluate(tmp_path, monkeypatch)
     ):
         assert torch.equal(a, b)
     assert namespace["images"].shape == (16, 784) and torch.isfinite(printed[-1])
+    assert "range(200)" in discrete and "n_samples=100" in discrete
     code = discrete.replace("range(200)", "range(3)").replace("n_samples=100", "n_samples=5")
     exec(compile(code, "README", "exec"), namespace)  # noqa: S102 - our own README
     assert torch.isfinite(printed[-1]) and printed[-1] < 0

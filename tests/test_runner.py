@@ -275,3 +275,12 @@ def test_extra_experiments_module_must_import(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("STOCHGRAD_EXTRA_EXPERIMENTS", "_dummy_experiment, no_such_module_xyz")
     with pytest.raises(ValueError, match="STOCHGRAD_EXTRA_EXPERIMENTS.*'no_such_module_xyz'"):
         names()
+
+
+def test_metric_names_may_hold_inner_hyphens_after_a_dot():
+    from stochgrad.runner.run import METRIC_NAME
+
+    for good in ("test_log_px.hvi-aux", "a.b", "mean_logvar.dae-large", "x.y-z.w"):
+        assert METRIC_NAME.match(good), good
+    for bad in ("a-b.c", "a.-b", "a.b-", "A.b", "a..b", "a.b--c", "a.b c"):
+        assert not METRIC_NAME.match(bad), bad

@@ -19,9 +19,9 @@ TINY = ["n_train=256", "n_test=50", "epochs=2", "batch=64", "n_z=4", "iwae_sampl
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("vae-grid")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: the wall time depends on the machine's load
     results = run_experiment("vae-grid", "quick", seed=0, out_dir=out, device="cpu")
-    return out, results, time.perf_counter() - start
+    return out, results, time.process_time() - start
 
 
 def read_rows(out):
@@ -49,11 +49,11 @@ def test_quick_preset_writes_metrics_and_figures(quick_run):
 def test_quick_large_sigma_dae_keeps_the_narrowest_posterior(quick_run):
     """000 Fig. 5: a large fixed σ underestimates the entropy gradient, so the posterior stays
     the narrowest of the implicit ones (all three start from the same model, log-variance
-    about -10).  Seeds 0-2 gave margins of 1.7, 1.1 and 1.8 below the next one (seed 0 is
-    tested, against 0.5)."""
+    about -10).  Seeds 0-4 gave margins of 1.7, 1.1, 1.8, 0.27 and 0.47 below the next one
+    (a 0.5 margin picked on seeds 0-2 failed out of sample, so only the order is tested)."""
     m = quick_run[1]["metrics"]
     others = min(m["mean_logvar.dae-small"], m["mean_logvar.ardae"])
-    assert m["mean_logvar.dae-large"] < others - 0.5
+    assert m["mean_logvar.dae-large"] < others
 
 
 def test_score_models_never_train_the_posterior():

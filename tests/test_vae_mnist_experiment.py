@@ -8,8 +8,10 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from stochgrad.data import load_binarized_mnist
+from stochgrad.experiments.vae_mnist import VaeMnistConfig, _beta
 from stochgrad.runner import RunContext, resume, run_experiment
 from stochgrad.vae import METHODS
 
@@ -160,3 +162,34 @@ def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
 def test_bad_config_names_the_field(tmp_path, override, field):
     with pytest.raises(ValueError, match=field):
         run_experiment("vae-mnist", "quick", [override], out_dir=tmp_path / "a")
+
+
+@pytest.mark.parametrize("start, averaged", [(0, True), (40, False)])
+def test_polyak_average_is_what_validation_selects(tmp_path, start, averaged):
+    """With polyak_decay > 0 the selected parameters are the average's (000 Table 8), and
+    before polyak_start updates there is no average: the model itself is selected."""
+    over = [*TINY, "methods=gaussian", "iterations=20", "polyak_decay=0.9"]
+    over += [f"polyak_start={start}"]
+    run_experiment("vae-mnist", "quick", over, out_dir=tmp_path / "a")
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["state"]
+    s = state["methods"]["gaussian"]
+    average = {k[len("module.") :]: v for k, v in s["average"].items() if k.startswith("module.")}
+    expected = average if averaged else s["model"]
+    other = s["model"] if averaged else average
+    assert s["best_state"].keys() == expected.keys()
+    assert all(torch.equal(s["best_state"][k], expected[k]) for k in expected)
+    assert not all(torch.equal(s["best_state"][k], other[k]) for k in expected)
+    assert int(s["average"]["n_averaged"]) == (20 if averaged else 0)
+
+
+def test_beta_schedule():
+    cfg = VaeMnistConfig(beta_anneal=4)
+    assert [_beta(cfg, i) for i in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert _beta(VaeMnistConfig(), 0) == 1.0
+
+
+def test_log_step_counts_updates_when_eval_every_does_not_divide_iterations(tmp_path):
+    over = [*TINY, "methods=gaussian", "iterations=50"]
+    r = run_experiment("vae-mnist", "quick", over, out_dir=tmp_path / "a")
+    assert [row["step"] for row in read_rows(tmp_path / "a")] == [20, 40, 50]
+    assert r["metrics"]["iterations.gaussian"] == 50

@@ -21,7 +21,6 @@ parameters.  ``epochs_to_rebar_best`` is Table 3's count; -1 means "never reache
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -32,13 +31,14 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from ..data import load_binarized_mnist, mnist_source
 from ..estimators import NeuralControlVariate
 from ..runner.config import require_positive
 from ..runner.registry import Headline, register
 from ..vae import ESTIMATORS, MODELS, DiscreteEstimator, estimate_gradients, make_model, step
+from ._mnist_common import SUBSET, load_static_mnist, warn_if_subset
+from ._mnist_common import generator as _generator
+from ._mnist_common import stable_seed as _seed
 
-SUBSET = "subset"
 NOT_REACHED = -1  # epochs_to_rebar_best when an estimator never reaches REBAR's best
 
 
@@ -123,16 +123,6 @@ PRESETS = {
         "iwae_samples": 0,
     },
 }
-
-
-def _seed(*parts: object) -> int:
-    """A 63-bit seed from the parts, stable across runs and processes."""
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 @torch.no_grad()
@@ -330,18 +320,8 @@ def _check(cfg: VaeDiscreteConfig) -> None:
 
 
 def _load_data(cfg: VaeDiscreteConfig, dev: torch.device) -> tuple[dict[str, Tensor], bool]:
-    subset = cfg.data_path == SUBSET
-    path = None if subset or not cfg.data_path else cfg.data_path
-    full = mnist_source(path, subset=subset) != "packaged-subset"
-    data = {}
-    for split, n in (("train", cfg.n_train), ("valid", cfg.n_valid), ("test", cfg.n_test)):
-        x = load_binarized_mnist(path, split, subset=subset, device=dev)
-        data[split] = x[:n] if n else x
-    if data["train"].shape[0] < cfg.batch:
-        raise ValueError(
-            f"n_train: {data['train'].shape[0]} training images are fewer than batch={cfg.batch}"
-        )
-    return data, full
+    limits = {"train": cfg.n_train, "valid": cfg.n_valid, "test": cfg.n_test}
+    return load_static_mnist(cfg.data_path, limits, cfg.batch, dev)
 
 
 @register(
@@ -357,11 +337,7 @@ def run(cfg: VaeDiscreteConfig, ctx) -> dict[str, float]:
     _check(cfg)
     dev = ctx.device
     data, full = _load_data(cfg, dev)
-    if ctx.preset == "paper" and not full:
-        ctx.warn(
-            "the paper preset is running on the packaged subset of 2,000 training images; "
-            "give --set data_path=... or $STOCHGRAD_MNIST for the full binarized MNIST"
-        )
+    warn_if_subset(ctx, full)
     x_train = data["train"]
     x_eval = x_train[: cfg.n_train_eval] if cfg.n_train_eval else x_train
     x_var = x_train[: cfg.batch]  # the fixed minibatch of the variance measurements

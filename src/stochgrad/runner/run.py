@@ -46,9 +46,8 @@ SEED_LIMIT = 2**32
 CONFIRM_SEEDS = 100
 """Sweeps of more seeds than this need ``--yes``."""
 MAX_SEEDS = 10_000_000
-METRIC_NAME = re.compile(
-    r"^[a-z0-9_]+(\.[a-z0-9_]+(?:-[a-z0-9_]+)*)*$"
-)  # parts after a dot may hold "-"
+# lower-case parts joined by dots; parts after the first may hold inner "-" (test_log_px.hvi-aux)
+METRIC_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+(?:-[a-z0-9_]+)*)*$")
 
 
 def versions() -> dict[str, str]:
@@ -250,7 +249,8 @@ def _check_metrics(name: str, metrics: Any) -> dict[str, float]:
         if not isinstance(key, str) or not METRIC_NAME.match(key):
             raise ValueError(
                 f"experiment {name!r} returned metric name {key!r}; "
-                "metric names must be lower-case and dotted, e.g. 'log10_grad_var.relax' or 'test_log_px.hvi-aux'"
+                "metric names must be lower-case and dotted, e.g. 'log10_grad_var.relax'; "
+                "parts after a dot may hold '-' ('test_log_px.hvi-aux')"
             )
         x = float(value.item() if isinstance(value, torch.Tensor) else value)
         if not math.isfinite(x):
