@@ -114,3 +114,15 @@ def test_input_checks_reject_bad_pixels(bad):
         make_continuous_vae("gaussian", n_x=6, latent_dim=2, hidden=3).check_x(x)
     x[1, 4] = 1.0
     assert torch.equal(make_model("linear1", n_x=6, n_latent=2).check_x(x), x)
+
+
+def test_bernoulli_log_prob_broadcasts_leading_dimensions_only():
+    from stochgrad.vae import bernoulli_log_prob
+
+    logits = torch.randn(3, 5)
+    assert bernoulli_log_prob(logits, torch.rand(2, 3, 5)).shape == (2, 3)
+    assert bernoulli_log_prob(torch.randn(5), torch.rand(3, 5)).shape == (3,)
+    with pytest.raises(ValueError, match="trailing"):
+        bernoulli_log_prob(logits, torch.rand(3, 1))
+    with pytest.raises(ValueError, match="trailing"):
+        bernoulli_log_prob(torch.randn(3), torch.rand(3, 5))

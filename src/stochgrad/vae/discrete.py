@@ -34,9 +34,16 @@ def bernoulli_log_prob(logits: Tensor, value: Tensor) -> Tensor:
     """log Bern(value; σ(logits)) summed over units: ``[..., batch, n]`` -> ``[..., batch]``.
 
     ``value`` may be relaxed (in (0, 1)): the same expression, linear in ``value``.  ``logits``
-    and ``value`` broadcast (e.g. ``[batch, n]`` logits against stacked ``[k, batch, n]`` values).
+    and ``value`` broadcast over leading dimensions only (e.g. ``[batch, n]`` logits against
+    stacked ``[k, batch, n]`` values, or prior logits ``[n]`` against ``[batch, n]``).
     """
     if logits.shape != value.shape:
+        low, high = sorted((logits, value), key=Tensor.dim)
+        if high.shape[high.dim() - low.dim() :] != low.shape:
+            raise ValueError(
+                f"logits {tuple(logits.shape)} and value {tuple(value.shape)} must agree in "
+                "their trailing dimensions"
+            )
         logits, value = torch.broadcast_tensors(logits, value)
     return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
 
