@@ -133,3 +133,11 @@ def test_bad_config_names_the_field(tmp_path):
         run_experiment("vae-discrete", "quick", ["models=linear3"], out_dir=tmp_path / "a")
     with pytest.raises(ValueError, match="n_train"):
         run_experiment("vae-discrete", "quick", ["n_train=10"], out_dir=tmp_path / "b")
+
+
+def test_muprop_can_join_the_comparison(tmp_path):
+    over = [*TINY, "epochs=1", "estimators=nvil,muprop"]
+    m = run_experiment("vae-discrete", "quick", over, out_dir=tmp_path / "a")["metrics"]
+    for key in ("train_elbo", "valid_elbo", "test_elbo", "log10_grad_var"):
+        assert np.isfinite(m[f"{key}.linear1.muprop"])
+    assert (tmp_path / "a" / "elbo_curves.png").exists()

@@ -34,7 +34,7 @@ from torch import Tensor
 from ..estimators import NeuralControlVariate
 from ..runner.config import require_positive
 from ..runner.registry import Headline, register
-from ..vae import ESTIMATORS, MODELS, DiscreteEstimator, estimate_gradients, make_model, step
+from ..vae import ALL_ESTIMATORS, ESTIMATORS, MODELS, DiscreteEstimator, estimate_gradients, make_model, step
 from ._mnist_common import SUBSET, load_static_mnist, warn_if_subset
 from ._mnist_common import generator as _generator
 from ._mnist_common import stable_seed as _seed
@@ -49,7 +49,8 @@ class VaeDiscreteConfig:
     models: tuple[str, ...] = MODELS
     """Models: linear1, linear2 (003 Tables 1-3) and nonlinear (004 Table 1)."""
     estimators: tuple[str, ...] = ESTIMATORS
-    """Encoder gradient estimators: nvil, concrete, rebar, relax (003 Table 1)."""
+    """Encoder gradient estimators: nvil, concrete, rebar, relax (003 Table 1); "muprop" may be
+    added (Gu et al. 2016, 003's MuProp baseline)."""
     data_path: str = ""
     """Binarized MNIST .npz (train 50000 / valid 10000 / test 10000); "" reads $STOCHGRAD_MNIST,
     else the packaged subset (2000 / 500 / 500); "subset" always the packaged subset."""
@@ -304,7 +305,7 @@ def _check(cfg: VaeDiscreteConfig) -> None:
     require_positive(cfg, "cv_layers", "cv_width", "baseline_hidden", "var_every", "eval_chunk")
     for key, names, allowed in (
         ("models", cfg.models, MODELS),
-        ("estimators", cfg.estimators, ESTIMATORS),
+        ("estimators", cfg.estimators, ALL_ESTIMATORS),
     ):
         if not names or len(set(names)) != len(names) or not set(names) <= set(allowed):
             raise ValueError(f"{key}: expected distinct names from {allowed}, got {names}")
@@ -446,6 +447,7 @@ def run(cfg: VaeDiscreteConfig, ctx) -> dict[str, float]:
 
 
 COLORS = {"nvil": "tab:red", "concrete": "tab:orange", "rebar": "tab:blue", "relax": "tab:green"}
+COLORS["muprop"] = "tab:purple"
 
 
 def _figures(cfg: VaeDiscreteConfig, ctx, pairs: list[_Pair]) -> None:
