@@ -1,15 +1,15 @@
 """Experiment vae-discrete (003 section 6.2, Tables 1-3): quick preset, its metrics against the
 curves it logged, model selection blind to the test set, resume."""
 
-import csv
 import json
 import time
 
 import numpy as np
 import pytest
+from _experiment_helpers import assert_resume_matches_uninterrupted, read_rows
 
 from stochgrad.data import load_binarized_mnist
-from stochgrad.runner import RunContext, resume, run_experiment
+from stochgrad.runner import run_experiment
 
 ESTIMATORS = ("nvil", "concrete", "rebar", "relax")
 TINY = [
@@ -30,11 +30,6 @@ def quick_run(tmp_path_factory):
     start = time.process_time()  # CPU seconds: the wall time depends on the machine's load
     results = run_experiment("vae-discrete", "quick", seed=0, out_dir=out, device="cpu")
     return out, results, time.process_time() - start
-
-
-def read_rows(out):
-    with open(out / "metrics.csv") as fh:
-        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
 
 
 def test_quick_preset_writes_metrics_and_figures(quick_run):
@@ -113,19 +108,7 @@ def test_model_selection_never_reads_the_test_set(tmp_path):
 def test_resume_matches_uninterrupted(tmp_path, monkeypatch, cut):
     """Killed right after the checkpoint of epoch ``cut`` (0: after the warm-up), then resumed."""
     over = [*TINY, "models=linear2"]
-    full = run_experiment("vae-discrete", "quick", over, seed=1, out_dir=tmp_path / "full")
-    original = RunContext.save_checkpoint
-
-    def save_then_die(self, state, step):
-        original(self, state, step)
-        if step == cut and not self.resumed:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunContext, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment("vae-discrete", "quick", over, seed=1, out_dir=tmp_path / "cut")
-    assert resume(tmp_path / "cut")["metrics"] == full["metrics"]
-    assert read_rows(tmp_path / "cut") == read_rows(tmp_path / "full")
+    assert_resume_matches_uninterrupted(monkeypatch, tmp_path, "vae-discrete", over, 1, cut)
 
 
 def test_bad_config_names_the_field(tmp_path):

@@ -1,15 +1,15 @@
 """Experiment vae-grid (000 Fig. 5): quick preset end to end, the large-σ DAE's narrow posterior,
 the residual DAE wrapper's contract, resume, and config errors."""
 
-import csv
 import time
 
 import pytest
 import torch
+from _experiment_helpers import assert_resume_matches_uninterrupted, read_rows
 
 from stochgrad.data import grid_of_gaussians
 from stochgrad.experiments.vae_grid import METHODS, FixedSigmaDAE, make_toy_vae, mmd2
-from stochgrad.runner import RunContext, resume, run_experiment
+from stochgrad.runner import run_experiment
 from stochgrad.vae import ardae_loss
 
 FIGURES = ("data", "samples", "aggregated_posterior", "mean_logvar")
@@ -22,11 +22,6 @@ def quick_run(tmp_path_factory):
     start = time.process_time()  # CPU seconds: the wall time depends on the machine's load
     results = run_experiment("vae-grid", "quick", seed=0, out_dir=out, device="cpu")
     return out, results, time.process_time() - start
-
-
-def read_rows(out):
-    with open(out / "metrics.csv") as fh:
-        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
 
 
 def test_quick_preset_writes_metrics_and_figures(quick_run):
@@ -82,19 +77,9 @@ def test_mmd_is_near_zero_for_equal_distributions_only():
 
 def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
     """Killed right after the checkpoint of epoch 1, then resumed."""
-    full = run_experiment("vae-grid", "quick", TINY, seed=1, out_dir=tmp_path / "full")
-    original = RunContext.save_checkpoint
-
-    def save_then_die(self, state, step):
-        original(self, state, step)
-        if step == 4 and not self.resumed:  # epoch 1 of 4 updates
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunContext, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment("vae-grid", "quick", TINY, seed=1, out_dir=tmp_path / "cut")
-    assert resume(tmp_path / "cut")["metrics"] == full["metrics"]
-    assert read_rows(tmp_path / "cut") == read_rows(tmp_path / "full")
+    assert_resume_matches_uninterrupted(
+        monkeypatch, tmp_path, "vae-grid", TINY, 1, 4
+    )  # epoch 1 of 4 updates
 
 
 @pytest.mark.parametrize(

@@ -2,17 +2,17 @@
 curves, model selection blind to the test set, early stopping, Polyak averaging, β-annealing,
 dynamic binarization, resume."""
 
-import csv
 import json
 import time
 
 import numpy as np
 import pytest
 import torch
+from _experiment_helpers import assert_resume_matches_uninterrupted, read_rows
 
 from stochgrad.data import load_binarized_mnist
 from stochgrad.experiments.vae_mnist import VaeMnistConfig, _beta
-from stochgrad.runner import RunContext, resume, run_experiment
+from stochgrad.runner import run_experiment
 from stochgrad.vae import METHODS
 
 TINY = [
@@ -38,11 +38,6 @@ def quick_run(tmp_path_factory):
     start = time.process_time()  # CPU seconds: the wall time depends on the machine's load
     results = run_experiment("vae-mnist", "quick", seed=0, out_dir=out, device="cpu")
     return out, results, time.process_time() - start
-
-
-def read_rows(out):
-    with open(out / "metrics.csv") as fh:
-        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
 
 
 def test_quick_preset_writes_metrics_and_figures(quick_run):
@@ -133,19 +128,9 @@ def test_dynamic_binarization_needs_grey_levels(tmp_path):
 def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
     """Killed right after the first checkpoint, then resumed: the same curves and metrics."""
     over = [*TINY, "methods=hvi-aux,ivi-ardae", "polyak_decay=0.5"]
-    full = run_experiment("vae-mnist", "quick", over, seed=1, out_dir=tmp_path / "full")
-    original = RunContext.save_checkpoint
-
-    def save_then_die(self, state, step):
-        original(self, state, step)
-        if step == 20 and not self.resumed:  # the first turn's updates
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunContext, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment("vae-mnist", "quick", over, seed=1, out_dir=tmp_path / "cut")
-    assert resume(tmp_path / "cut")["metrics"] == full["metrics"]
-    assert read_rows(tmp_path / "cut") == read_rows(tmp_path / "full")
+    assert_resume_matches_uninterrupted(
+        monkeypatch, tmp_path, "vae-mnist", over, 1, 20
+    )  # the first turn's updates
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,32 @@
+"""Helpers shared by the experiment tests: metrics.csv rows, and a run killed after a checkpoint
+then resumed, compared with an uninterrupted one."""
+
+import csv
+
+import pytest
+
+from stochgrad.runner import RunContext, resume, run_experiment
+
+
+def read_rows(out):
+    """metrics.csv of the run in ``out`` as dicts of floats (empty cells left out)."""
+    with open(out / "metrics.csv") as fh:
+        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
+
+
+def assert_resume_matches_uninterrupted(monkeypatch, tmp_path, name, overrides, seed, cut):
+    """Run ``name`` (quick preset + overrides) whole, and again killed right after its checkpoint
+    at step ``cut`` and resumed: the same metrics and the same logged rows."""
+    full = run_experiment(name, "quick", overrides, seed=seed, out_dir=tmp_path / "full")
+    original = RunContext.save_checkpoint
+
+    def save_then_die(self, state, step):
+        original(self, state, step)
+        if step == cut and not self.resumed:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunContext, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(name, "quick", overrides, seed=seed, out_dir=tmp_path / "cut")
+    assert resume(tmp_path / "cut")["metrics"] == full["metrics"]
+    assert read_rows(tmp_path / "cut") == read_rows(tmp_path / "full")
