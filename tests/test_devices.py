@@ -53,6 +53,23 @@ TINY = {
         "var_samples=2",
         "iwae_samples=2",
     ],
+    "vae-mnist": [
+        "n_train=64",
+        "n_valid=10",
+        "n_test=10",
+        "iterations=4",
+        "eval_every=2",
+        "batch=16",
+        "n_z=3",
+        "ardae_width=16",
+        "ardae_layers=2",
+        "valid_samples=3",
+        "n_eval=5",
+        "elbo_samples=2",
+        "n_mix=3",
+        "polyak_decay=0.5",
+    ],
+    "vae-grid": ["n_train=128", "n_test=20", "epochs=1", "batch=32", "n_z=4", "iwae_samples=5"],
 }
 
 

@@ -473,9 +473,9 @@ def run(cfg: VaeGridConfig, ctx) -> dict[str, float]:
     _check(cfg)
     dev = ctx.device
     gen = torch.Generator().manual_seed(_seed(ctx.seed, "train-data"))
-    x_train = grid_of_gaussians(cfg.n_train, gen).to(dev)
+    x_train = grid_of_gaussians(cfg.n_train, gen, device="cpu").to(dev)  # CPU generator
     gen = torch.Generator().manual_seed(_seed(ctx.seed, "test-data"))
-    x_test = grid_of_gaussians(cfg.n_test, gen).to(dev)
+    x_test = grid_of_gaussians(cfg.n_test, gen, device="cpu").to(dev)
     x_curve = x_test[: cfg.n_curve]
     steps_per_epoch = cfg.n_train // cfg.batch
     methods = [_Method(cfg, name, ctx.seed, dev) for name in cfg.methods]

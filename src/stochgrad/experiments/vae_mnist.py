@@ -220,7 +220,7 @@ class _Method:
         if cfg.polyak_decay > 0:
             # parameters only (use_buffers=False): the networks have no batch-norm statistics
             self.average = AveragedModel(
-                self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.polyak_decay)
+                self.model, device=dev, multi_avg_fn=get_ema_multi_avg_fn(cfg.polyak_decay)
             )
         self.gen = _generator(dev, _seed(seed, "train", method))
         self.iteration = 0

@@ -24,7 +24,8 @@ class GaussianMixture:
         weights: Tensor | None = None,
         covariances: Tensor | None = None,
     ) -> None:
-        means = torch.as_tensor(means)
+        if not isinstance(means, Tensor):  # as_tensor would move a tensor to a default device
+            means = torch.as_tensor(means)
         if means.dim() != 2:
             raise ValueError(f"means must have shape [K, d], got {tuple(means.shape)}")
         k, d = means.shape
