@@ -34,7 +34,15 @@ from torch import Tensor
 from ..estimators import NeuralControlVariate
 from ..runner.config import require_positive
 from ..runner.registry import Headline, register
-from ..vae import ALL_ESTIMATORS, ESTIMATORS, MODELS, DiscreteEstimator, estimate_gradients, make_model, step
+from ..vae import (
+    ALL_ESTIMATORS,
+    ESTIMATORS,
+    MODELS,
+    DiscreteEstimator,
+    estimate_gradients,
+    make_model,
+    step,
+)
 from ._mnist_common import SUBSET, load_static_mnist, warn_if_subset
 from ._mnist_common import generator as _generator
 from ._mnist_common import stable_seed as _seed
