@@ -21,7 +21,7 @@ from stochgrad.data import (
     mnist_source,
     write_mnist_subset,
 )
-from stochgrad.data.mnist import SUBSET_SIZES
+from stochgrad.data.mnist import SUBSET_SIZES, subset_rows
 
 FULL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binarized_mnist.npz"
 needs_full = pytest.mark.skipif(not FULL.is_file(), reason="../shared/data is absent")
@@ -60,12 +60,16 @@ def test_subset_loads_without_a_path():
 
 
 @needs_full
-def test_subset_is_the_first_rows_of_the_full_file():
+def test_subset_is_a_seeded_random_choice_of_rows_of_the_full_file():
+    """The packaged rows are subset_rows(...) of each split: random, so that the test split,
+    which the full file orders (by digit), is represented, not only its first class."""
     for split in SPLITS:
         full = load_binarized_mnist(FULL, split, dtype=torch.uint8)
         assert full.shape == ({"train": 50000}.get(split, 10000), 784)
         sub = load_binarized_mnist(split=split, subset=True, dtype=torch.uint8)
-        assert torch.equal(sub, full[: len(sub)])
+        rows = torch.from_numpy(subset_rows(len(full), len(sub)))
+        assert torch.equal(sub, full[rows])
+        assert rows.max() > 0.9 * len(full)  # spread over the whole split
 
 
 @needs_full

@@ -4,8 +4,9 @@ arrays ``train`` [50000, 784], ``valid`` [10000, 784] and ``test`` [10000, 784] 
 (000 Table 1).
 
 Which file is read: the ``path`` argument, else the environment variable ``STOCHGRAD_MNIST``,
-else the packaged subset (the first 2000 train, 500 valid and 500 test rows of the full file,
-written by :func:`write_mnist_subset`).  An archive may store its rows bit-packed
+else the packaged subset (2000 train, 500 valid and 500 test rows of the full file drawn at
+random with a fixed seed, kept in file order, written by :func:`write_mnist_subset`; the full
+file's test split is ordered by digit, so its first rows would all be zeros).  An archive may store its rows bit-packed
 (``np.packbits`` along the pixels, as the packaged subset does): it then holds a scalar
 ``packed_pixels`` with the number of pixels per row.
 """
@@ -29,6 +30,7 @@ SPLITS = ("train", "valid", "test")
 N_PIXELS = 784  # 28 x 28
 SUBSET_FILE = "binarized_mnist_subset.npz"
 SUBSET_SIZES = {"train": 2000, "valid": 500, "test": 500}
+SUBSET_SEED = 0  # the packaged subset's rows: subset_rows(n_rows, n, SUBSET_SEED)
 _PACKED = "packed_pixels"
 _EXPECTED = f"an .npz archive with arrays {', '.join(SPLITS)} of shape [n, {N_PIXELS}]"
 
@@ -246,13 +248,19 @@ def binarize(grey: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return torch.bernoulli(grey, generator=generator)
 
 
+def subset_rows(n_rows: int, n: int, seed: int = SUBSET_SEED) -> np.ndarray:
+    """``n`` of ``n_rows`` row indices drawn without replacement with ``seed``, ascending."""
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=n, replace=False))
+
+
 def write_mnist_subset(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
     sizes: dict[str, int] | None = None,
 ) -> Path:
-    """Write the packaged subset from the full file: the first ``sizes[split]`` rows of each
-    split (default 2000 train, 500 valid, 500 test; no randomness), bit-packed with
+    """Write the packaged subset from the full file: ``sizes[split]`` rows of each split
+    (default 2000 train, 500 valid, 500 test) drawn by :func:`subset_rows` (random with a fixed
+    seed, in file order: a split ordered by class keeps every class), bit-packed with
     ``np.packbits`` into a compressed ``.npz``.  Returns the path written."""
     sizes = dict(SUBSET_SIZES if sizes is None else sizes)
     if set(sizes) != set(SPLITS) or any(
@@ -267,7 +275,7 @@ def write_mnist_subset(
             raise ValueError(
                 f"sizes[{name!r}] = {sizes[name]} but {src.label} has {len(full)} {name} rows"
             )
-        arrays[name] = np.packbits(full[: sizes[name]], axis=1)
+        arrays[name] = np.packbits(full[subset_rows(len(full), sizes[name])], axis=1)
     out = Path(out)
     with out.open("wb") as fh:  # a file object: np.savez adds no '.npz' suffix
         np.savez_compressed(fh, **arrays, **{_PACKED: np.int64(N_PIXELS)})

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..data import load_binarized_mnist, mnist_source
+from ..data.mnist import SUBSET_SEED, subset_rows
 
 SUBSET = "subset"
 """``data_path`` value that always selects the packaged subset."""
@@ -24,20 +25,30 @@ def generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def limit_rows(x: Tensor, n: int) -> Tensor:
+    """``n`` rows of ``x`` ``[rows, ...]`` (0 or more than it has: all) drawn at random with a
+    fixed seed, the same for every run and seed, in their original order: the full file's test
+    split is ordered by digit, so its first rows would be one class."""
+    if n == 0 or n >= x.shape[0]:
+        return x
+    rows = torch.from_numpy(subset_rows(x.shape[0], n, seed=SUBSET_SEED + 1)).to(x.device)
+    return x[rows]
+
+
 def load_static_mnist(
     data_path: str, limits: dict[str, int], batch: int, device: torch.device
 ) -> tuple[dict[str, Tensor], bool]:
-    """The statically binarized splits {"train", "valid", "test"} ``[n, 784]``, each cut to its
-    first ``limits[split]`` rows (0: all), and whether the full file (not the packaged subset)
-    was read.  ``data_path``: a file, "" ($STOCHGRAD_MNIST, else the subset) or ``SUBSET``."""
+    """The statically binarized splits {"train", "valid", "test"} ``[n, 784]``, each cut to
+    ``limits[split]`` rows (0: all) by :func:`limit_rows`, and whether the full file (not the
+    packaged subset) was read.  ``data_path``: a file, "" ($STOCHGRAD_MNIST, else the subset)
+    or ``SUBSET``."""
     subset = data_path == SUBSET
     path = None if subset or not data_path else data_path
     full = mnist_source(path, subset=subset) != "packaged-subset"
     data = {}
     for split in ("train", "valid", "test"):
         x = load_binarized_mnist(path, split, subset=subset, device=device)
-        n = limits.get(split, 0)
-        data[split] = x[:n] if n else x
+        data[split] = limit_rows(x, limits.get(split, 0))
     if data["train"].shape[0] < batch:
         raise ValueError(
             f"n_train: {data['train'].shape[0]} training images are fewer than batch={batch}"

@@ -63,11 +63,11 @@ class VaeDiscreteConfig:
     """Binarized MNIST .npz (train 50000 / valid 10000 / test 10000); "" reads $STOCHGRAD_MNIST,
     else the packaged subset (2000 / 500 / 500); "subset" always the packaged subset."""
     n_train: int = 0
-    """Use the first n_train training images (0: all)."""
+    """Use n_train training images, a fixed random choice (0: all)."""
     n_valid: int = 0
-    """Use the first n_valid validation images (0: all)."""
+    """Use n_valid validation images, a fixed random choice (0: all)."""
     n_test: int = 0
-    """Use the first n_test test images (0: all)."""
+    """Use n_test test images, a fixed random choice (0: all; the file orders them by digit)."""
     n_train_eval: int = 0
     """Training images (the first ones) whose ELBO is evaluated after each epoch (0: all)."""
     epochs: int = 960
