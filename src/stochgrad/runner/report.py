@@ -170,7 +170,9 @@ def _headline_rows(g: Group) -> tuple[list[str], list[str]]:
     ]
     for m, h, st in rows:
         value = "not measured" if st is None else f"{_fmt(st[0])} ± {_fmt(st[1])}"
-        expect = h.quick if g.preset == "quick" else "the paper's setting"
+        expect = {"quick": h.quick, "paper": "the paper's setting"}.get(
+            g.preset, "a reduced budget, not the paper's settings (stochgrad show NAME)"
+        )
         cells = (m, value, h.paper, h.meaning, expect)
         md.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         hb.append(
