@@ -1,8 +1,8 @@
 """Regenerate the MNIST subset shipped in the package (src/stochgrad/data/binarized_mnist_subset.npz).
 
 It holds 2000 train, 500 valid and 500 test rows of the full statically binarized file, drawn
-at random with a fixed seed and kept in file order (the full test split is ordered by digit),
-bit-packed.  Usage, from the repository root:
+at random with a fixed seed and kept in file order (the full test split is ordered, apparently
+by digit), bit-packed.  Usage, from the repository root:
 
     python3 scripts/make_mnist_subset.py [--source ../shared/data/binarized_mnist.npz]
 """

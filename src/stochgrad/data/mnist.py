@@ -6,9 +6,9 @@ arrays ``train`` [50000, 784], ``valid`` [10000, 784] and ``test`` [10000, 784] 
 Which file is read: the ``path`` argument, else the environment variable ``STOCHGRAD_MNIST``,
 else the packaged subset (2000 train, 500 valid and 500 test rows of the full file drawn at
 random with a fixed seed, kept in file order, written by :func:`write_mnist_subset`; the full
-file's test split is ordered by digit, so its first rows would all be zeros).  An archive may store its rows bit-packed
-(``np.packbits`` along the pixels, as the packaged subset does): it then holds a scalar
-``packed_pixels`` with the number of pixels per row.
+file's test split is ordered, apparently by digit: its first rows would be one class).  An
+archive may store its rows bit-packed (``np.packbits`` along the pixels, as the packaged subset
+does): it then holds a scalar ``packed_pixels`` with the number of pixels per row.
 """
 
 from __future__ import annotations

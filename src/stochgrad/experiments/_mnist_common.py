@@ -28,7 +28,7 @@ def generator(device: torch.device, seed: int) -> torch.Generator:
 def limit_rows(x: Tensor, n: int) -> Tensor:
     """``n`` rows of ``x`` ``[rows, ...]`` (0 or more than it has: all) drawn at random with a
     fixed seed, the same for every run and seed, in their original order: the full file's test
-    split is ordered by digit, so its first rows would be one class."""
+    split is ordered (apparently by digit), so its first rows would be one class."""
     if n == 0 or n >= x.shape[0]:
         return x
     rows = torch.from_numpy(subset_rows(x.shape[0], n, seed=SUBSET_SEED + 1)).to(x.device)

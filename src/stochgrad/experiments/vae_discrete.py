@@ -67,7 +67,8 @@ class VaeDiscreteConfig:
     n_valid: int = 0
     """Use n_valid validation images, a fixed random choice (0: all)."""
     n_test: int = 0
-    """Use n_test test images, a fixed random choice (0: all; the file orders them by digit)."""
+    """Use n_test test images, a fixed random choice (0: all; the file orders them, apparently
+    by digit)."""
     n_train_eval: int = 0
     """Training images (the first ones) whose ELBO is evaluated after each epoch (0: all)."""
     epochs: int = 960

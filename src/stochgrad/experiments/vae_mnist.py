@@ -81,7 +81,8 @@ class VaeMnistConfig:
     n_valid: int = 0
     """Use n_valid validation images, a fixed random choice (0: all)."""
     n_test: int = 0
-    """Use n_test test images, a fixed random choice (0: all; the file orders them by digit)."""
+    """Use n_test test images, a fixed random choice (0: all; the file orders them, apparently
+    by digit)."""
     iterations: int = 4_000_000
     """Maximum model updates per method (000 App. F.3: 4M)."""
     batch: int = 128
