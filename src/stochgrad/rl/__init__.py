@@ -1,1 +1,19 @@
-"""Maximum-entropy RL (issue 12, in progress): environments so far (``stochgrad.rl.envs``)."""
+"""Maximum-entropy RL (issue 12, in progress): the shared parts so far.
+
+- :class:`ReplayBuffer` (preallocated tensors, checkpointable state);
+- :class:`TwinQ` critics, :func:`polyak_update` for targets;
+- :class:`SquashedGaussianActor` (tanh bounds with the log-det correction);
+- ``stochgrad.rl.envs``: the multigoal environment ``stochgrad/MultiGoal-v0``.
+"""
+
+from .buffer import Batch, ReplayBuffer
+from .networks import SquashedGaussianActor, TwinQ, polyak_update, squashed_log_prob
+
+__all__ = [
+    "Batch",
+    "ReplayBuffer",
+    "SquashedGaussianActor",
+    "TwinQ",
+    "polyak_update",
+    "squashed_log_prob",
+]

@@ -1,0 +1,100 @@
+"""Actors and critics shared by the agents: twin Q-networks with Polyak-averaged targets and a
+tanh-squashed Gaussian policy with the log-det correction (Haarnoja et al. 2018, App. C)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn import mlp
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class TwinQ(nn.Module):
+    """Two Q-networks Q_i(s, a) = MLP([s, a]) (clipped double Q, Fujimoto et al. 2018).
+
+    forward: obs ``[batch, obs_dim]``, action ``[batch, act_dim]`` -> (q1, q2), each ``[batch]``.
+    """
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256), activation="relu"
+    ) -> None:
+        super().__init__()
+        self.q1 = mlp(obs_dim + act_dim, hidden, 1, activation)
+        self.q2 = mlp(obs_dim + act_dim, hidden, 1, activation)
+
+    def forward(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        x = torch.cat([obs, action], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+    def min_q(self, obs: Tensor, action: Tensor) -> Tensor:
+        """min(Q1, Q2), ``[batch]``."""
+        return torch.minimum(*self(obs, action))
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """target ← (1 - τ) target + τ source, parameter by parameter (in place)."""
+    if not 0 < tau <= 1:
+        raise ValueError(f"tau must lie in (0, 1], got {tau}")
+    t_params, s_params = list(target.parameters()), list(source.parameters())
+    torch._foreach_lerp_(t_params, s_params, tau)
+
+
+def squashed_log_prob(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    """log π(a|s) of a = tanh(u), u ~ N(mean, diag exp(2 log_std)): the Gaussian log-density of
+    u minus Σ log(1 - tanh²u), written 2(log 2 - u - softplus(-2u)) for stability;
+    ``[..., act_dim]`` -> ``[...]``."""
+    gauss = -0.5 * (((u - mean) / log_std.exp()) ** 2 + 2 * log_std + LOG_2PI)
+    log_det = 2 * (math.log(2) - u - F.softplus(-2 * u))  # log(1 - tanh(u)^2)
+    return (gauss - log_det).sum(-1)
+
+
+class SquashedGaussianActor(nn.Module):
+    """π(a|s): a = tanh(u) · scale + bias, u ~ N(μ(s), σ(s)²) with log σ clamped to
+    [``log_std_min``, ``log_std_max``]; ``scale``/``bias`` map [-1, 1] to the action bounds.
+
+    forward(obs ``[batch, obs_dim]``) -> (action ``[batch, act_dim]`` reparameterized,
+    log π(a|s) ``[batch]``); ``deterministic=True`` gives tanh(μ) (log π not defined: NaN).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...] = (256, 256),
+        activation="relu",
+        low: Tensor | float = -1.0,
+        high: Tensor | float = 1.0,
+        log_std_min: float = -20.0,
+        log_std_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, 2 * act_dim, activation)
+        low = torch.as_tensor(low, dtype=torch.float32).expand(act_dim)
+        high = torch.as_tensor(high, dtype=torch.float32).expand(act_dim)
+        if not bool((high > low).all()):
+            raise ValueError("the action bounds must satisfy high > low in every dimension")
+        self.register_buffer("scale", (high - low) / 2)
+        self.register_buffer("bias", (high + low) / 2)
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def distribution_params(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ(s), log σ(s)), each ``[batch, act_dim]``."""
+        mean, log_std = self.net(obs).chunk(2, -1)
+        return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+
+    def forward(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.distribution_params(obs)
+        if deterministic:
+            return torch.tanh(mean) * self.scale + self.bias, torch.full_like(
+                mean[..., 0], math.nan
+            )
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        # the affine map to the bounds subtracts Σ log scale from the density
+        log_prob = squashed_log_prob(u, mean, log_std) - self.scale.log().sum()
+        return torch.tanh(u) * self.scale + self.bias, log_prob
