@@ -3,15 +3,18 @@
 - :class:`ReplayBuffer` (preallocated tensors, checkpointable state);
 - :class:`TwinQ` critics, :func:`polyak_update` for targets;
 - :class:`SquashedGaussianActor` (tanh bounds with the log-det correction);
-- ``stochgrad.rl.envs``: the multigoal environment ``stochgrad/MultiGoal-v0``.
+- ``stochgrad.rl.envs``: the multigoal environment ``stochgrad/MultiGoal-v0``;
+- :class:`~stochgrad.rl.sac.SAC` (``learn``, ``act``, ``evaluate``, ``save``/``load``).
 """
 
 from .buffer import Batch, ReplayBuffer
 from .networks import SquashedGaussianActor, TwinQ, polyak_update, squashed_log_prob
+from .sac import SAC
 
 __all__ = [
     "Batch",
     "ReplayBuffer",
+    "SAC",
     "SquashedGaussianActor",
     "TwinQ",
     "polyak_update",
