@@ -12,9 +12,9 @@ from .networks import SquashedGaussianActor, TwinQ, polyak_update, squashed_log_
 from .sac import SAC
 
 __all__ = [
+    "SAC",
     "Batch",
     "ReplayBuffer",
-    "SAC",
     "SquashedGaussianActor",
     "TwinQ",
     "polyak_update",
