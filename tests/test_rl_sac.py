@@ -44,3 +44,49 @@ def test_bad_input_is_named():
         SAC("Pendulum-v1", alpha=-1.0)
     with pytest.raises(ValueError, match="total_steps"):
         SAC("Pendulum-v1", hidden=(8,)).learn(-1)
+
+
+KILLED_RUN = """
+import sys, torch
+torch.set_num_threads(1)
+from stochgrad.rl import SAC
+agent = SAC("Pendulum-v1", seed=5, hidden=(16, 16), learning_starts=100, batch_size=32)
+agent.learn(1000, checkpoint=sys.argv[1], checkpoint_every=200)
+"""
+
+
+def small_agent():
+    return SAC("Pendulum-v1", seed=5, hidden=(16, 16), learning_starts=100, batch_size=32)
+
+
+def test_run_killed_by_sigkill_resumes_to_the_uninterrupted_parameters(tmp_path):
+    """A training process is killed (SIGKILL) after a checkpoint; loading it and learning the
+    remaining steps ends with the parameters of an uninterrupted run, bit for bit (CPU)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpt = tmp_path / "sac.pt"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(ckpt)])
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.exists():  # wait for a checkpoint, then a little more training
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint written"
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    resumed = SAC.load(ckpt)
+    assert 0 < resumed.num_steps < 1000 and resumed.num_steps % 200 == 0
+    resumed.learn(1000 - resumed.num_steps)
+
+    torch.manual_seed(0)  # the uninterrupted run, in this process
+    full = small_agent().learn(1000)
+    for a, b in zip(full.actor.parameters(), resumed.actor.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(full.critic.parameters(), resumed.critic.parameters()):
+        assert torch.equal(a, b)
+    assert full.episode_returns == resumed.episode_returns

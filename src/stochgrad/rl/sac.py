@@ -87,9 +87,17 @@ class SAC:
         self.buffer = ReplayBuffer(buffer_size, obs_dim, act_dim, self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.num_steps = 0
-        self._obs, _ = self.env.reset(seed=seed)
-        self.env.action_space.seed(seed)
+        self.episode = 0
         self._episode_return, self.episode_returns = 0.0, []
+        self._reset()
+
+    def _reset(self) -> None:
+        """Start episode ``self.episode`` from its own seed (environment and warm-up actions),
+        so that a checkpoint taken at an episode boundary determines everything after it."""
+        episode_seed = (self.hparams["seed"] * 1_000_003 + self.episode) % 2**32
+        self._obs, _ = self.env.reset(seed=episode_seed)
+        self.env.action_space.seed(episode_seed)
+        self._episode_return = 0.0
 
     @property
     def alpha(self) -> float:
@@ -142,11 +150,21 @@ class SAC:
             raise FloatingPointError(f"SAC update at step {self.num_steps} gave {out}")
         return out
 
-    def learn(self, total_steps: int) -> SAC:
+    def learn(
+        self,
+        total_steps: int,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 10_000,
+    ) -> SAC:
         """Interact for ``total_steps`` more environment steps, one update per step once the
-        buffer holds ``learning_starts`` transitions."""
+        buffer holds ``learning_starts`` transitions.  With ``checkpoint``, :meth:`save` there
+        at the first episode boundary after every ``checkpoint_every`` steps: ``SAC.load`` and
+        ``learn`` of the remaining steps then continue exactly as an uninterrupted run."""
         if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 0:
             raise ValueError(f"total_steps must be an int >= 0, got {total_steps!r}")
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        last_save = self.num_steps
         for _ in range(total_steps):
             if self.num_steps < self.hparams["learning_starts"]:
                 action = self.env.action_space.sample()
@@ -156,13 +174,16 @@ class SAC:
             self.buffer.add(self._obs, action, reward, next_obs, float(terminated))
             self._episode_return += float(reward)
             self._obs = next_obs
-            if terminated or truncated:
-                self.episode_returns.append(self._episode_return)
-                self._obs, _ = self.env.reset()
-                self._episode_return = 0.0
             self.num_steps += 1
             if self.num_steps >= self.hparams["learning_starts"]:
                 self.update()
+            if terminated or truncated:
+                self.episode_returns.append(self._episode_return)
+                self.episode += 1
+                self._reset()
+                if checkpoint is not None and self.num_steps - last_save >= checkpoint_every:
+                    self.save(checkpoint)
+                    last_save = self.num_steps
         return self
 
     def evaluate(self, n_episodes: int = 10, seed: int = 10_000) -> float:
@@ -195,6 +216,7 @@ class SAC:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "num_steps": self.num_steps,
+            "episode": self.episode,
             "episode_returns": list(self.episode_returns),
         }
 
@@ -209,7 +231,8 @@ class SAC:
     @classmethod
     def load(cls, path: str | os.PathLike[str], env: gym.Env | None = None, device="cpu") -> SAC:
         """An agent from :meth:`save` (``weights_only=True``); ``env`` if it was not an id.
-        The environment restarts its episode (its internal state is not saved)."""
+        The environment starts the episode after the last finished one, from its seed (a save
+        in the middle of an episode loses that episode's remaining steps)."""
         s = torch.load(path, map_location=device, weights_only=True)
         hp = {**s["hparams"], "hidden": tuple(s["hparams"]["hidden"])}
         if env is None and s["env_id"] is None:
@@ -228,5 +251,7 @@ class SAC:
         agent.generator.set_state(s["generator"].cpu())
         torch.set_rng_state(s["torch_rng"].cpu())
         agent.num_steps = int(s["num_steps"])
+        agent.episode = int(s["episode"])
+        agent._reset()  # the episode that followed the checkpoint, from its seed
         agent.episode_returns = [float(r) for r in s["episode_returns"]]
         return agent
