@@ -90,3 +90,17 @@ def test_run_killed_by_sigkill_resumes_to_the_uninterrupted_parameters(tmp_path)
     for a, b in zip(full.critic.parameters(), resumed.critic.parameters()):
         assert torch.equal(a, b)
     assert full.episode_returns == resumed.episode_returns
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    agent = small_agent()
+    agent.learn(400, checkpoint=tmp_path / "sac.pt", checkpoint_every=200)
+    before = (tmp_path / "sac.pt").read_bytes()
+    with torch.no_grad():
+        next(agent.critic.parameters()).fill_(float("nan"))  # a diverged critic
+    with pytest.raises(FloatingPointError, match="SAC update at step"):
+        agent.learn(400, checkpoint=tmp_path / "sac.pt", checkpoint_every=1)
+    assert (tmp_path / "sac.pt").read_bytes() == before
+    good = SAC.load(tmp_path / "sac.pt")
+    assert good.num_steps == 400
+    assert all(torch.isfinite(p).all() for p in good.critic.parameters())
