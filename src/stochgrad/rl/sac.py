@@ -76,8 +76,8 @@ class SAC:
         self.actor.to(self.device)
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=lr, fused=True)
         self.auto_alpha = alpha == "auto"
         self.target_entropy = float(-act_dim if target_entropy is None else target_entropy)
         init = 0.0 if self.auto_alpha else math.log(max(float(alpha), 1e-30))
@@ -134,9 +134,11 @@ class SAC:
         self.critic_opt.step()
 
         action, log_p = self.actor(b.obs)  # E[α log π(a|s) - Q(s, a)], a reparameterized
+        self.critic.requires_grad_(False)  # the actor's loss needs ∂Q/∂a, not ∂Q/∂ω
         actor_loss = (alpha * log_p - self.critic.min_q(b.obs, action)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
+        self.critic.requires_grad_(True)
         self.actor_opt.step()
         out = {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}
         if self.auto_alpha:  # J(α) = E[-α (log π + target entropy)]
