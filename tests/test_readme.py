@@ -80,3 +80,16 @@ def test_readme_vae_examples_train_save_load_and_evaluate(tmp_path, monkeypatch)
     code = discrete.replace("range(200)", "range(3)").replace("n_samples=100", "n_samples=5")
     exec(compile(code, "README", "exec"), namespace)  # noqa: S102 - our own README
     assert torch.isfinite(printed[-1]) and printed[-1] < 0
+
+
+def test_readme_rl_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    example = next(b for b in blocks if "from stochgrad.rl import SAC" in b)
+    monkeypatch.chdir(tmp_path)  # the example writes sac.pt
+    assert "agent.learn(8000" in example and "checkpoint_every=2000" in example
+    code = example.replace("agent.learn(8000", "agent.learn(450").replace(
+        "checkpoint_every=2000", "checkpoint_every=100"
+    )
+    printed: list = []
+    exec(compile(code, "README", "exec"), {"print": printed.append})  # noqa: S102
+    assert printed and printed[0] < 0 and (tmp_path / "sac.pt").exists()
