@@ -2,10 +2,20 @@
 then resumed, compared with an uninterrupted one."""
 
 import csv
+import time
 
 import pytest
 
 from stochgrad.runner import RunContext, resume, run_experiment
+
+
+def quick_run(name, tmp_path_factory):
+    """(out dir, results, CPU seconds) of ``name``'s quick preset, seed 0, on the CPU (CPU time:
+    the wall time depends on the machine's load)."""
+    out = tmp_path_factory.mktemp(name)
+    start = time.process_time()
+    results = run_experiment(name, "quick", seed=0, out_dir=out, device="cpu")
+    return out, results, time.process_time() - start
 
 
 def read_rows(out):

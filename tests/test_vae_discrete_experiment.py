@@ -2,11 +2,11 @@
 curves it logged, model selection blind to the test set, resume."""
 
 import json
-import time
 
 import numpy as np
 import pytest
 from _experiment_helpers import assert_resume_matches_uninterrupted, read_rows
+from _experiment_helpers import quick_run as run_quick
 
 from stochgrad.data import load_binarized_mnist
 from stochgrad.runner import run_experiment
@@ -26,10 +26,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vae-discrete")
-    start = time.process_time()  # CPU seconds: the wall time depends on the machine's load
-    results = run_experiment("vae-discrete", "quick", seed=0, out_dir=out, device="cpu")
-    return out, results, time.process_time() - start
+    return run_quick("vae-discrete", tmp_path_factory)
 
 
 def test_quick_preset_writes_metrics_and_figures(quick_run):

@@ -1,11 +1,10 @@
 """Experiment vae-grid (000 Fig. 5): quick preset end to end, the large-σ DAE's narrow posterior,
 the residual DAE wrapper's contract, resume, and config errors."""
 
-import time
-
 import pytest
 import torch
 from _experiment_helpers import assert_resume_matches_uninterrupted, read_rows
+from _experiment_helpers import quick_run as run_quick
 
 from stochgrad.data import grid_of_gaussians
 from stochgrad.experiments.vae_grid import METHODS, FixedSigmaDAE, make_toy_vae, mmd2
@@ -18,10 +17,7 @@ TINY = ["n_train=256", "n_test=50", "epochs=2", "batch=64", "n_z=4", "iwae_sampl
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vae-grid")
-    start = time.process_time()  # CPU seconds: the wall time depends on the machine's load
-    results = run_experiment("vae-grid", "quick", seed=0, out_dir=out, device="cpu")
-    return out, results, time.process_time() - start
+    return run_quick("vae-grid", tmp_path_factory)
 
 
 def test_quick_preset_writes_metrics_and_figures(quick_run):

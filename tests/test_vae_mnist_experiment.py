@@ -3,12 +3,12 @@ curves, model selection blind to the test set, early stopping, Polyak averaging,
 dynamic binarization, resume."""
 
 import json
-import time
 
 import numpy as np
 import pytest
 import torch
 from _experiment_helpers import assert_resume_matches_uninterrupted, read_rows
+from _experiment_helpers import quick_run as run_quick
 
 from stochgrad.data import load_binarized_mnist
 from stochgrad.experiments.vae_mnist import VaeMnistConfig, _beta
@@ -34,10 +34,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vae-mnist")
-    start = time.process_time()  # CPU seconds: the wall time depends on the machine's load
-    results = run_experiment("vae-mnist", "quick", seed=0, out_dir=out, device="cpu")
-    return out, results, time.process_time() - start
+    return run_quick("vae-mnist", tmp_path_factory)
 
 
 def test_quick_preset_writes_metrics_and_figures(quick_run):

@@ -35,6 +35,20 @@ def limit_rows(x: Tensor, n: int) -> Tensor:
     return x[rows]
 
 
+def fork_rng(device: torch.device):
+    """``torch.random.fork_rng`` for the CPU and, on CUDA, ``device``: the global RNG streams are
+    restored on exit."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+def check_train_size(data: dict[str, Tensor], batch: int) -> None:
+    """A named error when the training split holds fewer rows than one minibatch."""
+    if data["train"].shape[0] < batch:
+        raise ValueError(
+            f"n_train: {data['train'].shape[0]} training images are fewer than batch={batch}"
+        )
+
+
 def load_static_mnist(
     data_path: str, limits: dict[str, int], batch: int, device: torch.device
 ) -> tuple[dict[str, Tensor], bool]:
@@ -49,10 +63,7 @@ def load_static_mnist(
     for split in ("train", "valid", "test"):
         x = load_binarized_mnist(path, split, subset=subset, device=device)
         data[split] = limit_rows(x, limits.get(split, 0))
-    if data["train"].shape[0] < batch:
-        raise ValueError(
-            f"n_train: {data['train'].shape[0]} training images are fewer than batch={batch}"
-        )
+    check_train_size(data, batch)
     return data, full
 
 

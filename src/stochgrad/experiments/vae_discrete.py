@@ -43,7 +43,7 @@ from ..vae import (
     make_model,
     step,
 )
-from ._mnist_common import SUBSET, load_static_mnist, warn_if_subset
+from ._mnist_common import SUBSET, fork_rng, load_static_mnist, warn_if_subset
 from ._mnist_common import generator as _generator
 from ._mnist_common import stable_seed as _seed
 
@@ -180,7 +180,7 @@ class _Pair:
     def __init__(self, cfg: VaeDiscreteConfig, name: str, est_name: str, x_mean: Tensor, seed: int):
         dev = x_mean.device
         self.name, self.est_name = name, est_name
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), dev:
+        with fork_rng(dev), dev:
             torch.manual_seed(_seed(seed, "model", name))  # the same start for every estimator
             self.model = make_model(name, x_mean=x_mean)
             torch.manual_seed(_seed(seed, "estimator", name, est_name))

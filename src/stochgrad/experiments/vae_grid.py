@@ -69,6 +69,7 @@ from ..runner.config import require_positive
 from ..runner.registry import Headline, register
 from ..vae import continuous_step, log_px, make_ardae
 from ..vae.continuous import ContinuousVAE, GaussianPosterior, ImplicitPosterior, normal_log_prob
+from ._mnist_common import fork_rng
 from ._mnist_common import stable_seed as _seed
 
 METHODS = ("gaussian", "dae-large", "dae-small", "ardae")
@@ -330,7 +331,7 @@ class _Method:
 
     def __init__(self, cfg: VaeGridConfig, name: str, seed: int, dev: torch.device) -> None:
         self.name = name
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), dev:
+        with fork_rng(dev), dev:
             # the implicit methods start from the same model
             torch.manual_seed(_seed(seed, "model", name == "gaussian"))
             self.model = make_toy_vae(name, 2, cfg.hidden, cfg.noise_dim)

@@ -52,7 +52,14 @@ from ..vae import (
     make_ardae,
     make_continuous_vae,
 )
-from ._mnist_common import SUBSET, limit_rows, load_static_mnist, warn_if_subset
+from ._mnist_common import (
+    SUBSET,
+    check_train_size,
+    fork_rng,
+    limit_rows,
+    load_static_mnist,
+    warn_if_subset,
+)
 from ._mnist_common import generator as _generator
 from ._mnist_common import stable_seed as _seed
 
@@ -194,7 +201,7 @@ class _Method:
     def __init__(self, cfg: VaeMnistConfig, method: str, x_mean: Tensor, seed: int) -> None:
         dev = x_mean.device
         self.method = method
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), dev:
+        with fork_rng(dev), dev:
             torch.manual_seed(_seed(seed, "model", method))
             self.model = make_continuous_vae(
                 method,
@@ -351,11 +358,7 @@ def _load_data(cfg: VaeMnistConfig, dev: torch.device, seed: int) -> tuple[dict,
             if split != "train":
                 x = binarize(x, _generator(dev, _seed(seed, "binarize", split)))
             data[split] = x
-        if data["train"].shape[0] < cfg.batch:
-            raise ValueError(
-                f"n_train: {data['train'].shape[0]} training images are fewer than "
-                f"batch={cfg.batch}"
-            )
+        check_train_size(data, cfg.batch)
     else:
         data, full = load_static_mnist(cfg.data_path, limits, cfg.batch, dev)
     return data, full
@@ -433,7 +436,7 @@ def run(cfg: VaeMnistConfig, ctx) -> dict[str, float]:
                 r.iteration += 1
                 if r.average is not None and r.iteration > cfg.polyak_start:
                     r.average.update_parameters(r.model)
-            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            with fork_rng(dev):
                 torch.manual_seed(_seed(ctx.seed, "valid", r.method, turn))
                 valid = _mean_log_px(cfg, r.eval_model(), x_valid, cfg.valid_samples)
             r.hist["iteration"].append(r.iteration)
@@ -471,7 +474,7 @@ def run(cfg: VaeMnistConfig, ctx) -> dict[str, float]:
         metrics[f"valid_log_px.{r.method}"] = r.best_valid
         metrics[f"best_iteration.{r.method}"] = float(r.best_iteration)
         metrics[f"iterations.{r.method}"] = float(r.iteration)
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        with fork_rng(dev):
             torch.manual_seed(_seed(ctx.seed, "test", r.method))
             metrics[f"test_log_px.{r.method}"] = _mean_log_px(
                 cfg, model, data["test"], cfg.n_eval, ctx, f"log p(x) {r.method}"

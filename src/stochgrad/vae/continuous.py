@@ -60,6 +60,11 @@ def normal_log_prob(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
     return -0.5 * ((z - mean).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
 
 
+def _per_sample(row: Tensor, samples: Tensor) -> Tensor:
+    """row ``[batch, r]`` repeated for each of samples ``[batch, n, k]``: ``[batch, n, r]``."""
+    return row[:, None, :].expand(*samples.shape[:-1], row.shape[-1])
+
+
 def _reparameterize(mean: Tensor, logvar: Tensor, n: int, eps: Tensor | None = None) -> Tensor:
     """n draws of N(mean, diag exp(logvar)) per row: ``[batch, d]`` -> ``[batch, n, d]``."""
     if eps is None:
@@ -169,7 +174,7 @@ class HierarchicalPosterior(_Posterior):
 
     def params_given(self, z0: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         """(mean, log-variance) of q(z|z0, x): z0 ``[batch, n, d_z0]``, h ``[batch, hidden]``."""
-        hz = self.body(torch.cat([z0, h[:, None, :].expand(*z0.shape[:-1], h.shape[-1])], -1))
+        hz = self.body(torch.cat([z0, _per_sample(h, z0)], -1))
         return self.mean(hz), self.logvar(hz)
 
     def sample_with_z0(self, x: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -213,7 +218,7 @@ class ImplicitPosterior(_Posterior):
     def generate(self, eps: Tensor, x: Tensor) -> Tensor:
         """g(ε, x): ε ``[batch, n, d_ε]`` -> ``[batch, n, d_z]``."""
         h = self.common(x)
-        return self.g(torch.cat([h[:, None, :].expand(*eps.shape[:-1], h.shape[-1]), eps], -1))
+        return self.g(torch.cat([_per_sample(h, eps), eps], -1))
 
     def sample(self, x: Tensor, n: int) -> Tensor:
         """n reparameterized draws per x, ``[batch, n, d_z]``."""
@@ -242,7 +247,7 @@ class AuxiliaryPosterior(nn.Module):
 
     def log_prob(self, z0: Tensor, z: Tensor, x: Tensor) -> Tensor:
         """log r(z0|z, x): z0 ``[batch, n, d_z0]``, z ``[batch, n, d_z]`` -> ``[batch, n]``."""
-        xz = torch.cat([x[:, None, :].expand(*z.shape[:-1], x.shape[-1]), z], -1)
+        xz = torch.cat([_per_sample(x, z), z], -1)
         mean, logvar = self.net(xz).chunk(2, dim=-1)
         return normal_log_prob(z0, mean, logvar)
 
@@ -308,9 +313,14 @@ class ContinuousVAE(nn.Module):
         var = self.obs_std**2
         return -0.5 * ((target - out).pow(2) / var + math.log(var) + LOG_2PI).sum(-1)
 
+    @staticmethod
+    def log_prior(z: Tensor) -> Tensor:
+        """log N(z; 0, I), ``[...]`` for z ``[..., d_z]``."""
+        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
     def log_joint(self, x: Tensor, z: Tensor, beta: float = 1.0) -> Tensor:
         """log p(x|z) + β log N(z; 0, I), ``[batch, n]`` (β = 1: log p(x, z))."""
-        return self.log_likelihood(x, z) - beta * 0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+        return self.log_likelihood(x, z) + beta * self.log_prior(z)
 
     def sample(self, n: int) -> Tensor:
         """n draws of x's mean E[x|z], z ~ p(z) (pixel probabilities for Bernoulli), ``[n, n_x]``."""
@@ -420,7 +430,7 @@ class ContinuousVAE(nn.Module):
             eps = torch.randn(x.shape[0], n, self.latent_dim, dtype=x.dtype, device=x.device)
             z = mean[:, None, :] + eps @ tril.transpose(1, 2)
             log_det = tril.diagonal(dim1=1, dim2=2).log().sum(-1)  # log |L|
-            log_r = -0.5 * (eps.pow(2) + LOG_2PI).sum(-1) - log_det[:, None]
+            log_r = self.log_prior(eps) - log_det[:, None]  # N(ε; 0, I) through z = mean + Lε
             return self.log_joint(x, z) - log_r
 
 
@@ -578,7 +588,7 @@ def ardae_model_loss(
     z = post.sample(x, _check_int(n_samples, "n_samples"))
     score = ardae.score(z, cond=post.features(x), center=post.center(x))
     log_lik = model.log_likelihood(x, z)  # one decoder pass for the loss and the report
-    log_prior = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+    log_prior = model.log_prior(z)
     loss = -(log_lik + beta * log_prior).mean() + beta * entropy_surrogate(z, score)
     return loss, (log_lik + log_prior).detach().mean(1)
 
