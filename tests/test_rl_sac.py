@@ -98,7 +98,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_
     before = (tmp_path / "sac.pt").read_bytes()
     with torch.no_grad():
         next(agent.critic.parameters()).fill_(float("nan"))  # a diverged critic
-    with pytest.raises(FloatingPointError, match="SAC update at step"):
+    with pytest.raises(FloatingPointError, match="sac update at step"):
         agent.learn(400, checkpoint=tmp_path / "sac.pt", checkpoint_every=1)
     assert (tmp_path / "sac.pt").read_bytes() == before
     good = SAC.load(tmp_path / "sac.pt")
