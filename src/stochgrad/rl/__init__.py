@@ -1,22 +1,60 @@
-"""Maximum-entropy RL (issue 12, in progress): the shared parts so far.
+"""Maximum-entropy RL (002, Haarnoja et al. 2018): agents and their shared parts.
 
+- :class:`OffPolicyAgent`: the interaction loop, replay buffer, evaluation and checkpoints;
 - :class:`ReplayBuffer` (preallocated tensors, checkpointable state);
 - :class:`TwinQ` critics, :func:`polyak_update` for targets;
 - :class:`SquashedGaussianActor` (tanh bounds with the log-det correction);
 - ``stochgrad.rl.envs``: the multigoal environment ``stochgrad/MultiGoal-v0``;
-- :class:`~stochgrad.rl.sac.SAC` (``learn``, ``act``, ``evaluate``, ``save``/``load``).
+- agents: :class:`~stochgrad.rl.sac.SAC` and :class:`~stochgrad.rl.s2ac.S2AC` (variants
+  ``phi``, ``phi-theta``, ``amortized``), built by name with :func:`make_agent`.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from .agent import OffPolicyAgent
 from .buffer import Batch, ReplayBuffer
 from .networks import SquashedGaussianActor, TwinQ, polyak_update, squashed_log_prob
 from .sac import SAC
 
+AGENTS = ("sac", "s2ac-phi", "s2ac-phi-theta", "s2ac-amortized")
+
+
+def make_agent(name: str, env: str | gym.Env, **kwargs: Any) -> OffPolicyAgent:
+    """An agent by name (one of :data:`AGENTS`); ``kwargs`` go to its constructor."""
+    if name == "sac":
+        return SAC(env, **kwargs)
+    if name in AGENTS:
+        from .s2ac import S2AC
+
+        return S2AC(env, variant=name.removeprefix("s2ac-"), **kwargs)
+    raise ValueError(f"agent must be one of {AGENTS}, got {name!r}")
+
+
+def agent_class(name: str) -> type[OffPolicyAgent]:
+    """The class behind an agent name (for ``load``)."""
+    if name == "sac":
+        return SAC
+    if name in AGENTS:
+        from .s2ac import S2AC
+
+        return S2AC
+    raise ValueError(f"agent must be one of {AGENTS}, got {name!r}")
+
+
 __all__ = [
+    "AGENTS",
     "SAC",
     "Batch",
+    "OffPolicyAgent",
     "ReplayBuffer",
     "SquashedGaussianActor",
     "TwinQ",
+    "agent_class",
+    "make_agent",
     "polyak_update",
     "squashed_log_prob",
 ]

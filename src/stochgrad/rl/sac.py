@@ -84,6 +84,14 @@ class SAC(OffPolicyAgent):
     def _policy(self, obs: Tensor, deterministic: bool) -> Tensor:
         return self.actor(obs, deterministic=deterministic)[0]
 
+    @torch.no_grad()
+    def entropy(self, obs: Tensor, n_samples: int = 100) -> Tensor:
+        """H(π(·|s)) ≈ -mean of log π(a|s) over ``n_samples`` actions; ``[batch, obs]`` ->
+        ``[batch]`` (nats, in action space)."""
+        x = obs.to(self.device, torch.float32)
+        _, log_p = self.actor(x.repeat_interleave(n_samples, 0))
+        return -log_p.view(-1, n_samples).mean(-1)
+
     def update(self) -> dict[str, float]:
         """One gradient step of critic, actor and temperature on a replay minibatch."""
         b = self.buffer.sample(self.hparams["batch_size"], self.generator)
