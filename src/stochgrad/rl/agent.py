@@ -148,6 +148,10 @@ class OffPolicyAgent:
         action = action.detach().cpu().numpy()
         return action[0] if single else action
 
+    def _explore_action(self, obs: Any) -> np.ndarray:
+        """The action taken while learning (after the warm-up): :meth:`act` by default."""
+        return self.act(obs)
+
     def _checked_update(self) -> dict[str, float]:
         out = self.update()
         if not all(math.isfinite(v) for v in out.values()):
@@ -178,7 +182,7 @@ class OffPolicyAgent:
             if self.num_steps < self.hparams["learning_starts"]:
                 action = self.env.action_space.sample()
             else:
-                action = self.act(self._obs)
+                action = self._explore_action(self._obs)
             next_obs, reward, terminated, truncated, _ = self.env.step(action)
             self.buffer.add(self._obs, action, reward, next_obs, float(terminated))
             self._episode_return += float(reward)
