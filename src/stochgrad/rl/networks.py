@@ -12,6 +12,77 @@ from torch import Tensor, nn
 from ..nn import mlp
 
 LOG_2PI = math.log(2 * math.pi)
+# float32 products of at least this many multiply-adds in every dimension go to oneDNN: MKL's
+# sgemm takes its AVX2 path on AMD CPUs (about 105 GFLOP/s on one core here) where oneDNN runs
+# AVX-512 (about 220, as fast as XLA); below it MKL's smaller call overhead wins
+# (benchmarks/results/rl.md)
+_ONEDNN_MIN_DIM = 64
+_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _gemm(x: Tensor, w: Tensor, b: Tensor | None, relu: bool) -> Tensor:
+    """relu?(x wᵀ + b) for x ``[n, in]``, w ``[out, in]``: oneDNN for large float32 CPU
+    products, ``F.linear`` otherwise."""
+    if (
+        _ONEDNN
+        and x.dtype == w.dtype == torch.float32
+        and x.device.type == w.device.type == "cpu"
+        and min(x.shape[0], w.shape[0], w.shape[1]) >= _ONEDNN_MIN_DIM
+    ):
+        return torch.ops.mkldnn._linear_pointwise(
+            x, w, b, "relu" if relu else "none", [None] if relu else [], ""
+        )
+    y = F.linear(x, w, b)
+    return y.relu_() if relu else y
+
+
+class _Linear(torch.autograd.Function):
+    """relu?(x wᵀ + b) with :func:`_gemm` in the forward pass and in each backward product;
+    the backward is itself built from ``_Linear``, so it can be differentiated again."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None, relu: bool) -> Tensor:
+        y = _gemm(x, w, b, relu)
+        ctx.relu = relu
+        ctx.save_for_backward(x, w, y if relu else None)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, w, y = ctx.saved_tensors
+        if ctx.relu:  # relu'(a) from the output, as autograd's relu does
+            grad = torch.ops.aten.threshold_backward(grad, y, 0)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = _Linear.apply(grad, w.t(), None, False)  # grad w: [n, in]
+        if ctx.needs_input_grad[1]:  # gradᵀ x: [out, in]
+            if w.shape[1] >= _ONEDNN_MIN_DIM:
+                gw = _Linear.apply(grad.t(), x.t(), None, False)
+            else:  # as (xᵀ grad)ᵀ: MKL is 5x faster with a narrow x this way round
+                gw = _Linear.apply(x.t(), grad.t(), None, False).t()
+        if ctx.needs_input_grad[2]:
+            gb = grad.sum(0)
+        return gx, gw, gb, None
+
+
+def mlp_forward(net: nn.Sequential, x: Tensor) -> Tensor:
+    """``net(x)`` for an :func:`~stochgrad.nn.mlp`, each Linear (and a ReLU after it) one
+    :class:`_Linear` call; ``[..., in]`` -> ``[..., out]``, the same function and gradients
+    (any order) as ``net(x)`` up to float rounding.  Other layers run as they are."""
+    lead = x.shape[:-1]
+    h = x.reshape(-1, x.shape[-1])
+    layers = list(net)
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if type(layer) is nn.Linear:
+            relu = i + 1 < len(layers) and type(layers[i + 1]) is nn.ReLU
+            h = _Linear.apply(h, layer.weight, layer.bias, relu)
+            i += 2 if relu else 1
+        else:
+            h = layer(h)
+            i += 1
+    return h.reshape(*lead, h.shape[-1])
 
 
 class TwinQ(nn.Module):
@@ -29,7 +100,7 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.cat([obs, action], -1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+        return mlp_forward(self.q1, x).squeeze(-1), mlp_forward(self.q2, x).squeeze(-1)
 
     def min_q(self, obs: Tensor, action: Tensor) -> Tensor:
         """min(Q1, Q2), ``[batch]``."""
@@ -85,7 +156,7 @@ class SquashedGaussianActor(nn.Module):
 
     def distribution_params(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """(μ(s), log σ(s)), each ``[batch, act_dim]``."""
-        mean, log_std = self.net(obs).chunk(2, -1)
+        mean, log_std = mlp_forward(self.net, obs).chunk(2, -1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
     def forward(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
