@@ -42,10 +42,10 @@ from ..entropy.svgd import (
     BANDWIDTH_HEURISTICS,
     DEFAULT_SELF_TERM,
     SELF_TERMS,
-    rbf_kernel,
+    bandwidth_heuristic,
     score_from_energy,
+    squared_distances,
     svgd,
-    svgd_direction,
 )
 from ..nn import mlp
 from .agent import OffPolicyAgent, frozen
@@ -319,18 +319,29 @@ class S2AC(OffPolicyAgent):
         return out
 
     def _amortized_step(self, obs: Tensor) -> float:
-        """App. K eqs. 24-25: move f_ψ(s, z_i) along the SVGD direction of its own m outputs,
-        ``ψ ← ψ + lr · Σ_i Δf_i ∂f_ψ(s, z_i)/∂ψ`` (a surrogate loss -Σ_i Δf_i · f_i)."""
-        m = self.hparams["n_particles"]
-        z = torch.randn(obs.shape[0], m, self.act_dim, device=obs.device)
-        u = self.sampler(obs.unsqueeze(1).expand(-1, m, -1), z)  # [batch, m, d]
+        """App. K eqs. 24-25: move each output x = f_ψ(s, z) along the Stein direction
+        ``Δf = (1/m) Σ_i [k(a_i, x) ∇log p(a_i) + ∇_{a_i} k(a_i, x)]`` of m other outputs a_i
+        of f_ψ at the same state (held fixed; Soft Q-learning's split, so x is never in its own
+        sum), i.e. ``ψ ← ψ + lr · Σ Δf ∂f_ψ/∂ψ`` through the surrogate loss ``-Σ Δf · x``."""
+        m, d = self.hparams["n_particles"], self.act_dim
+        z = torch.randn(obs.shape[0], 2 * m, d, device=obs.device)
+        u = self.sampler(obs.unsqueeze(1).expand(-1, 2 * m, -1), z)  # [batch, 2m, d]
+        a, x = u[:, :m].detach(), u[:, m:]  # the fixed set and the updated outputs
         with frozen(self.critic), torch.enable_grad():
-            x = u.detach().requires_grad_(True)
-            score = score_from_energy(lambda v: -self.log_target(obs, v))(x).detach()
+            score = score_from_energy(lambda v: -self.log_target(obs, v))(
+                a.requires_grad_(True)
+            ).detach()
         with torch.no_grad():
-            k, _, sigma = rbf_kernel(u.detach(), self.hparams["bandwidth"])
-            direction = svgd_direction(u.detach(), score, k, sigma)  # eq. 24
-        loss = -(direction * u).sum(-1).mean()  # eq. 25
+            a = a.detach()
+            bw = self.hparams["bandwidth"]
+            if isinstance(bw, str):
+                sigma2 = bandwidth_heuristic(squared_distances(a), bw).pow(2).view(-1, 1, 1)
+            else:
+                sigma2 = a.new_full((a.shape[0], 1, 1), float(bw) ** 2)
+            diff = x.detach().unsqueeze(2) - a.unsqueeze(1)  # [batch, m(x), m(a), d]
+            k = torch.exp(-diff.pow(2).sum(-1) / (2 * sigma2))  # k(a_i, x)
+            direction = (k @ score + (k.unsqueeze(-1) * diff).sum(2) / sigma2) / m  # eq. 24
+        loss = -(direction * x).sum(-1).mean()  # eq. 25
         self.sampler_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.sampler_opt.step()
