@@ -6,6 +6,7 @@ from . import (
     ardae_mog_error,  # noqa: F401
     relax_toy,  # noqa: F401
     rl_action_time,  # noqa: F401
+    rl_multigoal,  # noqa: F401
     svgd_entropy,  # noqa: F401
     vae_discrete,  # noqa: F401
     vae_grid,  # noqa: F401
