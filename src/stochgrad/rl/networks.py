@@ -12,23 +12,26 @@ from torch import Tensor, nn
 from ..nn import mlp
 
 LOG_2PI = math.log(2 * math.pi)
-# float32 products of at least this many multiply-adds in every dimension go to oneDNN: MKL's
-# sgemm takes its AVX2 path on AMD CPUs (about 105 GFLOP/s on one core here) where oneDNN runs
-# AVX-512 (about 220, as fast as XLA); below it MKL's smaller call overhead wins
-# (benchmarks/results/rl.md)
+# float32 products at least this large in every dimension go to oneDNN: MKL's sgemm takes its
+# AVX2 path on AMD CPUs (about 105 GFLOP/s on one core here) where oneDNN runs AVX-512 (about
+# 220, as fast as XLA); below it MKL's smaller call overhead wins (benchmarks/results/rl.md)
 _ONEDNN_MIN_DIM = 64
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
-def _gemm(x: Tensor, w: Tensor, b: Tensor | None, relu: bool) -> Tensor:
-    """relu?(x wᵀ + b) for x ``[n, in]``, w ``[out, in]``: oneDNN for large float32 CPU
-    products, ``F.linear`` otherwise."""
-    if (
+def _use_onednn(x: Tensor, w: Tensor) -> bool:
+    """Whether x ``[n, in]`` times wᵀ (w ``[out, in]``) goes to oneDNN."""
+    return (
         _ONEDNN
         and x.dtype == w.dtype == torch.float32
         and x.device.type == w.device.type == "cpu"
         and min(x.shape[0], w.shape[0], w.shape[1]) >= _ONEDNN_MIN_DIM
-    ):
+    )
+
+
+def _gemm(x: Tensor, w: Tensor, b: Tensor | None, relu: bool) -> Tensor:
+    """relu?(x wᵀ + b) for x ``[n, in]``, w ``[out, in]`` (oneDNN or ``F.linear``)."""
+    if _use_onednn(x, w):
         return torch.ops.mkldnn._linear_pointwise(
             x, w, b, "relu" if relu else "none", [None] if relu else [], ""
         )
@@ -55,31 +58,29 @@ class _Linear(torch.autograd.Function):
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gx = _Linear.apply(grad, w.t(), None, False)  # grad w: [n, in]
-        if ctx.needs_input_grad[1]:  # gradᵀ x: [out, in]
-            if w.shape[1] >= _ONEDNN_MIN_DIM:
-                gw = _Linear.apply(grad.t(), x.t(), None, False)
-            else:  # as (xᵀ grad)ᵀ: MKL is 5x faster with a narrow x this way round
-                gw = _Linear.apply(x.t(), grad.t(), None, False).t()
+        if ctx.needs_input_grad[1]:
+            gw = _Linear.apply(grad.t(), x.t(), None, False)  # gradᵀ x: [out, in]
         if ctx.needs_input_grad[2]:
             gb = grad.sum(0)
         return gx, gw, gb, None
 
 
-def mlp_forward(net: nn.Sequential, x: Tensor) -> Tensor:
-    """``net(x)`` for an :func:`~stochgrad.nn.mlp`, each Linear (and a ReLU after it) one
-    :class:`_Linear` call; ``[..., in]`` -> ``[..., out]``, the same function and gradients
-    (any order) as ``net(x)`` up to float rounding.  Other layers run as they are."""
+def mlp_forward(net: nn.Sequential, x: Tensor, always: bool = False) -> Tensor:
+    """``net(x)`` for an :func:`~stochgrad.nn.mlp`: the same function and gradients (of any
+    order) up to float rounding, with each large float32 Linear (and a ReLU after it) one
+    oneDNN :class:`_Linear` call (every Linear if ``always``, for tests); ``[..., in]`` ->
+    ``[..., out]``."""
     lead = x.shape[:-1]
     h = x.reshape(-1, x.shape[-1])
     layers = list(net)
     i = 0
     while i < len(layers):
         layer = layers[i]
-        if type(layer) is nn.Linear:
+        if type(layer) is nn.Linear and (always or _use_onednn(h, layer.weight)):
             relu = i + 1 < len(layers) and type(layers[i + 1]) is nn.ReLU
             h = _Linear.apply(h, layer.weight, layer.bias, relu)
             i += 2 if relu else 1
-        else:
+        else:  # small layers: autograd's own Linear has less overhead than a Python Function
             h = layer(h)
             i += 1
     return h.reshape(*lead, h.shape[-1])
