@@ -80,6 +80,7 @@ from torch import Tensor
 from torch.func import jacrev
 
 Score = Callable[[Tensor], Tensor]
+ScoreTrace = Callable[[Tensor], tuple[Tensor, Tensor]]
 Energy = Callable[[Tensor], Tensor]
 Bandwidth = float | Literal["median", "authors", "paper"]
 LogDet = Literal["closed_form", "trace", "exact", "none"]
@@ -216,6 +217,16 @@ def resolve_score(score: Score | None, energy: Energy | None) -> Score:
             raise TypeError(f"score must be callable, got {type(score).__name__}")
         return score
     return score_from_energy(energy)  # type: ignore[arg-type]
+
+
+def _eval_score_trace(score_trace: ScoreTrace, a: Tensor) -> tuple[Tensor, Tensor]:
+    out = score_trace(a)
+    ok = isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)
+    if not ok or out[0].shape != a.shape or out[1].shape != a.shape[:-1]:
+        raise ValueError(
+            f"score_trace must return (score {tuple(a.shape)}, tr ∇score {tuple(a.shape[:-1])})"
+        )
+    return out
 
 
 def _eval_score(score: Score, a: Tensor) -> Tensor:
@@ -470,12 +481,20 @@ def svgd_jacobian(a: Tensor, s: Tensor, sigma: Tensor) -> Tensor:
 
 
 def _step(
-    a: Tensor, score: Score, step_size: float, bandwidth: Bandwidth, log_det: str, self_term: str
+    a: Tensor,
+    score: Score,
+    step_size: float,
+    bandwidth: Bandwidth,
+    log_det: str,
+    self_term: str,
+    score_trace: ScoreTrace | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | float]:
     """One step: ``(new particles, log-det [batch, m], m h [batch, m, d], sigma)``."""
     m, d = a.shape[-2], a.shape[-1]
     hessian = self_term == "hessian" and log_det != "none"
-    if hessian:
+    if hessian and score_trace is not None:
+        s, score_tr = _eval_score_trace(score_trace, a)
+    elif hessian:
         s, score_tr = score_jacobian_trace(score, a)
     else:
         s, score_tr = _eval_score(score, a), None
@@ -552,6 +571,7 @@ def svgd(
     log_prob: Tensor | None = None,
     log_det: LogDet = "closed_form",
     self_term: SelfTerm = DEFAULT_SELF_TERM,
+    score_trace: ScoreTrace | None = None,
     warn: bool = True,
 ) -> ParticleResult:
     """Run ``n_steps`` SVGD steps (eq. 1) and track each particle's log-density (Theorem 3.1).
@@ -564,7 +584,9 @@ def svgd(
     ``"exact"`` or ``"none"``. self_term: which derivative of a particle's own term enters
     ``∇h``: ``"hessian"`` (default; needs a score differentiable by autograd and costs ``d``
     backward passes through it per step), ``"dropped"`` (002's Theorem 3.3) or ``"frozen"``; see
-    the module docstring. warn: ``RuntimeWarning`` once the particles have settled
+    the module docstring. score_trace: instead of ``score``/``energy``, a function returning
+    ``(score, tr ∇score)`` (``[batch, m, d]``, ``[batch, m]``), e.g. in closed form: the
+    ``"hessian"`` self term then costs no autograd passes. warn: ``RuntimeWarning`` once the particles have settled
     (:attr:`Diagnostics.settling` below :data:`SETTLED_FRACTION`), where the estimate no longer
     follows their marginal entropy.
 
@@ -573,7 +595,16 @@ def svgd(
     the target's). ValueError if the run produces NaN or Inf (naming score or step_size).
     """
     a, unbatched = _check_particles(particles)
-    fn = resolve_score(score, energy)
+    if score_trace is not None:
+        if score is not None or energy is not None:
+            raise ValueError("give exactly one of score, energy and score_trace")
+        if not callable(score_trace):
+            raise TypeError(f"score_trace must be callable, got {type(score_trace).__name__}")
+
+        def fn(x: Tensor) -> Tensor:
+            return _eval_score_trace(score_trace, x)[0]
+    else:
+        fn = resolve_score(score, energy)
     step_size = _check_positive(step_size, "step_size")
     n_steps = _check_steps(n_steps)
     _check_log_det(log_det, LOG_DET_METHODS)
@@ -594,7 +625,7 @@ def svgd(
     total = a.new_zeros(a.shape[:-1])
     change, movement = [], []
     for _ in range(n_steps):
-        a, ld, hm, sigma = _step(a, fn, step_size, bandwidth, log_det, self_term)
+        a, ld, hm, sigma = _step(a, fn, step_size, bandwidth, log_det, self_term, score_trace)
         total = total + ld
         with torch.no_grad():
             change.append(ld.mean(-1))  # estimated entropy change of this step (nats)
