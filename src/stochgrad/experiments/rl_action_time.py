@@ -310,7 +310,7 @@ def run(cfg: ActionTimeConfig, ctx) -> dict[str, float]:
         "paper_ratio_to_sac": paper_ratios,
     }
     (ctx.out_dir / "action_time.json").write_text(json.dumps(out, indent=1, ensure_ascii=False))
-    (ctx.out_dir / "action_time.md").write_text(_markdown(cfg, metrics, paper_ratios, facts))
+    (ctx.out_dir / "action_time.md").write_text(_markdown(cfg, table, paper_ratios, facts))
     with ctx.figures():
         _figure(cfg, ctx, metrics, paper_ratios)
     return metrics
@@ -338,7 +338,7 @@ def _machine(dev: torch.device, clock: str, load_start: float | None) -> dict:
     return facts
 
 
-def _markdown(cfg: ActionTimeConfig, metrics: dict, paper_ratios: dict, facts: dict) -> str:
+def _markdown(cfg: ActionTimeConfig, table: dict, paper_ratios: dict, facts: dict) -> str:
     load = facts["load_average_1min"]
     lines = [
         "# rl-action-time: time per action selection (002 Table 1)",
@@ -354,35 +354,43 @@ def _markdown(cfg: ActionTimeConfig, metrics: dict, paper_ratios: dict, facts: d
             "ratios (same process, same rounds) are comparable across machines and loads."
         ),
         "",
-        "| task (obs, act) | agent | ours ms | paper ms | ours / SAC | paper / SAC |"
+        "| task (obs, act) | agent | ours ms | paper ms | ours / SAC [IQR] | paper / SAC |"
         + " ours - SAC ms | paper - SAC ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for e in cfg.envs:
         o, d = ENV_SIZES[e]
         for a in cfg.agents:
-            ours, paper = metrics[f"action_ms.{a}.{e}"], PAPER_TABLE1[a][e]
-            ratio = "1" if a == "sac" else f"{metrics[f'ratio_to_sac.{a}.{e}']:.2f}"
-            pr = "1" if a == "sac" else f"{paper_ratios[a][e]:.2f}"
-            extra = "" if a == "sac" else f"{metrics[f'extra_ms.{a}.{e}']:.3f}"
-            pextra = "" if a == "sac" else f"{paper - PAPER_TABLE1['sac'][e]:.3f}"
-            lines.append(f"| {e} ({o}, {d}) | {LABELS[a]} | {ours:.3f} | {paper:.3f} | {ratio} "
-                         f"| {pr} | {extra} | {pextra} |")  # fmt: skip
+            row, paper = table["single"][a][e], PAPER_TABLE1[a][e]
+            ratio = pr = "1"
+            extra = pextra = ""
+            if a != "sac":
+                ratio = (
+                    f"{row['ratio_to_sac']:.2f} [{row['ratio_q25']:.2f}, {row['ratio_q75']:.2f}]"
+                )
+                pr = f"{paper_ratios[a][e]:.2f}"
+                extra = f"{row['extra_ms']:.3f}"
+                pextra = f"{paper - PAPER_TABLE1['sac'][e]:.3f}"
+            lines.append(f"| {e} ({o}, {d}) | {LABELS[a]} | {row['ms']:.3f} | {paper:.3f} "
+                         f"| {ratio} | {pr} | {extra} | {pextra} |")  # fmt: skip
     if cfg.batch_size:
         lines += [
             "",
             f"Batched: one `act` call on {cfg.batch_size} observations ({cfg.batch_calls} timed "
             + "per round; the paper reports no batched times).",
             "",
-            "| task | agent | ms per call | us per observation | ours / SAC |",
+            "| task | agent | ms per call | us per observation | ours / SAC [IQR] |",
             "|---|---|---:|---:|---:|",
         ]
         for e in cfg.envs:
             for a in cfg.agents:
-                ms = metrics[f"batch_action_ms.{a}.{e}"]
-                ratio = "1" if a == "sac" else f"{metrics[f'batch_ratio_to_sac.{a}.{e}']:.2f}"
-                lines.append(f"| {e} | {LABELS[a]} | {ms:.3f} | {1e3 * ms / cfg.batch_size:.2f} "
-                             f"| {ratio} |")  # fmt: skip
+                row = table["batch"][a][e]
+                ratio = "1"
+                if a != "sac":
+                    ratio = (f"{row['ratio_to_sac']:.2f} [{row['ratio_q25']:.2f}, "
+                             f"{row['ratio_q75']:.2f}]")  # fmt: skip
+                lines.append(f"| {e} | {LABELS[a]} | {row['ms']:.3f} "
+                             f"| {1e3 * row['ms'] / cfg.batch_size:.2f} | {ratio} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
