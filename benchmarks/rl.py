@@ -1,9 +1,20 @@
-"""Environment steps per second of SAC with one gradient update per step (issue 12).
+"""SAC throughput (issue 12): environment steps per second with one gradient update per step,
+and why the libraries differ.
 
 Ours (`stochgrad.rl.SAC`) against stable-baselines3's SAC and its JAX port SBX (when installed),
 with the same networks (256x256), batch (256), learning rate, buffer and environment
-(Pendulum-v1), one CPU thread and core for all (XLA included), after the same uniform warm-up; rounds interleave the libraries
-so that the machine's load affects them alike.  Results: benchmarks/results/rl.{json,md}.
+(Pendulum-v1), one CPU thread and core for all (XLA included), after the same uniform warm-up.
+Every comparison runs in this one process in interleaved rounds (the machine is shared), and
+medians are reported:
+
+1. steps/s of ours, ours with MKL's sgemm for every product (the path before oneDNN), SB3, SBX;
+   wall time, and CPU time of the process (which does not count time taken by other processes);
+2. the matmul FLOPs of one update of each library (ours and SB3: torch's FlopCounterMode; SBX:
+   XLA's cost analysis of the compiled update), i.e. whether they do the same work;
+3. one 256x256x256 float32 product on one thread: MKL (torch's default), oneDNN, XLA;
+4. the update's CPU time: ours against ours with MKL, and S2AC(φ, θ) against our SAC.
+
+Results: benchmarks/results/rl.{json,md}.
 
     python3 benchmarks/rl.py [--quick]
 """
@@ -11,48 +22,58 @@ so that the machine's load affects them alike.  Results: benchmarks/results/rl.{
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from _common import load_average, machine_info
+from _common import interleaved_ratios, load_average, machine_info, write_results
 
 OUT = Path(__file__).resolve().parent / "results"
 ENV = "Pendulum-v1"
 HIDDEN = 256
 BATCH = 256
 WARMUP = 1000
+ISSUE = {"sb3_steps_per_s": 87, "sbx_steps_per_s": 220}  # the issue's numbers, same setting
 
 
-def ours(steps: int):
-    from stochgrad.rl import SAC
+def ours(steps: int, mkl: bool = False):
+    from stochgrad.rl import SAC, networks
 
     agent = SAC(ENV, seed=0, hidden=(HIDDEN, HIDDEN), batch_size=BATCH, learning_starts=WARMUP)
     agent.learn(WARMUP)  # uniform actions, then one update per step
-    return lambda: agent.learn(steps)
+    if not mkl:
+        return lambda: agent.learn(steps)
+
+    def run():  # every product through MKL, as before the oneDNN path
+        networks._ONEDNN = False
+        try:
+            agent.learn(steps)
+        finally:
+            networks._ONEDNN = networks.torch.backends.mkldnn.is_available()
+
+    return run
 
 
-def sb3(steps: int):
+def sb3_agent():
     from stable_baselines3 import SAC
 
     net = {"net_arch": [HIDDEN, HIDDEN]}
     agent = SAC("MlpPolicy", ENV, policy_kwargs=net, batch_size=BATCH, learning_starts=WARMUP,
                 seed=0, device="cpu", verbose=0)  # fmt: skip
     agent.learn(WARMUP + 1)
-    return lambda: agent.learn(steps, reset_num_timesteps=False)
+    return agent
 
 
-def sbx(steps: int):
+def sbx_agent():
     from sbx import SAC
 
     net = {"net_arch": [HIDDEN, HIDDEN]}
     agent = SAC("MlpPolicy", ENV, policy_kwargs=net, batch_size=BATCH, learning_starts=WARMUP,
                 seed=0, verbose=0)  # fmt: skip
     agent.learn(WARMUP + 1)  # includes JIT compilation
-    return lambda: agent.learn(steps, reset_num_timesteps=False)
+    return agent
 
 
 def one_core() -> None:
@@ -65,6 +86,135 @@ def one_core() -> None:
     torch.set_num_threads(1)
 
 
+def throughput(runners: dict, rounds: int, steps: int) -> dict:
+    """steps/s per runner, interleaved rounds: medians by wall time and by process CPU time."""
+    wall = {name: [] for name in runners}
+    cpu = {name: [] for name in runners}
+    for r in range(rounds):
+        order = list(runners.items())
+        for name, run in order if r % 2 == 0 else order[::-1]:
+            w0, c0 = time.perf_counter(), time.process_time()
+            run()
+            wall[name].append(steps / (time.perf_counter() - w0))
+            cpu[name].append(steps / (time.process_time() - c0))
+    return {
+        name: {
+            "wall_steps_per_s": statistics.median(wall[name]),
+            "cpu_steps_per_s": statistics.median(cpu[name]),
+            "wall_rounds": wall[name],
+            "cpu_rounds": cpu[name],
+        }
+        for name in runners
+    }
+
+
+def flop_counts(sb3, sbx) -> dict:
+    """Matmul FLOPs of one update (batch 256) of each library."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stochgrad.rl import SAC, networks
+
+    out = {}
+    agent = SAC(ENV, seed=0, hidden=(HIDDEN, HIDDEN), batch_size=BATCH, learning_starts=300)
+    agent.learn(301)
+    networks._ONEDNN = False  # the counter sees aten's matmuls; the oneDNN path does the same
+    try:
+        with FlopCounterMode(display=False) as fc:
+            agent.update()
+    finally:
+        networks._ONEDNN = torch.backends.mkldnn.is_available()
+    out["stochgrad"] = {"flops": fc.get_total_flops(), "counted": "torch FlopCounterMode"}
+    if sb3 is not None:
+        with FlopCounterMode(display=False) as fc:
+            sb3.train(gradient_steps=1, batch_size=BATCH)
+        out["stable-baselines3"] = {
+            "flops": fc.get_total_flops(),
+            "counted": "torch FlopCounterMode",
+        }
+    if sbx is not None:
+        captured = {}
+        original = sbx._train
+
+        def capture(*args):
+            captured["args"] = args
+            return original(*args)
+
+        sbx._train = capture
+        try:
+            sbx.train(gradient_steps=1, batch_size=BATCH)
+        finally:
+            del sbx._train
+        cls = type(sbx)
+        compiled = cls._train.__func__.lower(cls, *captured["args"]).compile()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        hlo = compiled.as_text()
+        out["sbx"] = {
+            "flops": float(cost["flops"]),
+            "counted": "XLA cost_analysis of the compiled update (elementwise ops included)",
+            "dot_ops_in_hlo": hlo.count(" dot("),
+        }
+    return out
+
+
+def gemm_speeds(rounds: int, calls: int) -> dict:
+    """One [256, 256] x [256, 256] float32 product on one thread, per backend."""
+    x, w = torch.randn(HIDDEN, HIDDEN), torch.randn(HIDDEN, HIDDEN)
+    fns = {"torch (MKL sgemm)": lambda: torch.mm(x, w)}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available():
+        fns["torch (oneDNN)"] = lambda: torch.ops.mkldnn._linear_pointwise(
+            x, w, None, "none", [], ""
+        )
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        jx, jw = jnp.asarray(x.numpy()), jnp.asarray(w.numpy())
+        dot = jax.jit(lambda a, b: a @ b)
+        fns["XLA (jax.jit)"] = lambda: dot(jx, jw).block_until_ready()
+    except ImportError:
+        pass
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            fn()
+            t0 = time.process_time()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.process_time() - t0) / calls)
+    flops = 2 * HIDDEN**3
+    return {
+        name: {"us": statistics.median(v) * 1e6, "gflop_per_s": flops / statistics.median(v) / 1e9}
+        for name, v in times.items()
+    }
+
+
+def update_costs(rounds: int, calls: int) -> tuple[dict, str | None]:
+    """CPU time of one update: ours vs ours with MKL, and S2AC(φ, θ) vs our SAC."""
+    from stochgrad.rl import SAC, make_agent, networks
+
+    sac = SAC(ENV, seed=0, hidden=(HIDDEN, HIDDEN), batch_size=BATCH, learning_starts=WARMUP)
+    sac.learn(WARMUP + 10)
+
+    def sac_mkl():
+        networks._ONEDNN = False
+        try:
+            sac.update()
+        finally:
+            networks._ONEDNN = torch.backends.mkldnn.is_available()
+
+    pairs = {"sac (oneDNN) / sac (MKL)": (sac.update, sac_mkl)}
+    note = None
+    try:
+        s2ac = make_agent("s2ac-phi-theta", ENV, hidden=(HIDDEN, HIDDEN), batch_size=BATCH,
+                          learning_starts=WARMUP, seed=0)  # fmt: skip
+        s2ac.learn(WARMUP + 10)
+        pairs["s2ac-phi-theta / sac"] = (s2ac.update, sac.update)
+    except (ImportError, ValueError) as err:
+        note = f"S2AC not measured: {err}"
+    return interleaved_ratios(pairs, rounds=rounds, calls=calls), note
+
+
 def main() -> None:
     one_core()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,52 +222,105 @@ def main() -> None:
     args = parser.parse_args()
     rounds, steps = (2, 100) if args.quick else (5, 1000)
     load_start = load_average()
-    runners, missing = {}, {}
-    for name, make in (("stochgrad", ours), ("stable-baselines3", sb3), ("sbx", sbx)):
-        try:
-            runners[name] = make(steps)
-        except ImportError as e:
-            missing[name] = str(e)
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(steps / (time.perf_counter() - start))
+    missing, sb3, sbx = {}, None, None
+    runners = {"stochgrad": ours(steps), "stochgrad (MKL sgemm)": ours(steps, mkl=True)}
+    try:
+        sb3 = sb3_agent()
+        runners["stable-baselines3"] = lambda: sb3.learn(steps, reset_num_timesteps=False)
+    except ImportError as e:
+        missing["stable-baselines3"] = str(e)
+    try:
+        sbx = sbx_agent()
+        runners["sbx"] = lambda: sbx.learn(steps, reset_num_timesteps=False)
+    except ImportError as e:
+        missing["sbx"] = str(e)
+    rates = throughput(runners, rounds, steps)
+    gemm = gemm_speeds(rounds=3 if args.quick else 7, calls=50 if args.quick else 200)
+    updates, s2ac_note = update_costs(rounds=3 if args.quick else 7, calls=5 if args.quick else 20)
+    flops = flop_counts(sb3, sbx)
     result = {
         "setting": {"env": ENV, "hidden": [HIDDEN, HIDDEN], "batch": BATCH, "warmup": WARMUP,
-                    "steps_per_round": steps, "rounds": rounds, "threads": 1},
-        "steps_per_s": {n: statistics.median(v) for n, v in times.items()},
-        "all_rounds": times,
+                    "steps_per_round": steps, "rounds": rounds, "threads": 1, "cores": 1,
+                    "s2ac": "s2ac-phi-theta, its defaults (alpha 1, 10 particles, 3 SVGD "
+                            "steps) with hidden 256x256 and batch 256"},
+        "steps_per_s": rates,
+        "update_flops": flops,
+        "gemm_256_float32": gemm,
+        "update_cpu_time": updates,
+        "s2ac_note": s2ac_note,
         "missing": missing,
-        "paper_and_issue": {"sb3_steps_per_s_issue": 87, "sbx_steps_per_s_issue": 220},
+        "issue": ISSUE,
         "machine": machine_info(load_start),
     }  # fmt: skip
-    ours_rate = result["steps_per_s"]["stochgrad"]
+    ref = rates["stochgrad"]
     lines = [
         "# SAC throughput: environment steps per second, one update per step (`benchmarks/rl.py`)",
         "",
         (
             f"{ENV}, {HIDDEN}x{HIDDEN} networks, batch {BATCH}, {WARMUP} uniform warm-up steps, "
-            f"one thread, median of {rounds} interleaved rounds of {steps} steps.  The issue "
-            "quotes about 87 steps/s for SB3 and 220 for SBX on this setting."
+            f"one thread on one core for every library, in one process; median of {rounds} "
+            f"interleaved rounds of {steps} steps.  The machine is shared (2 cores, other jobs "
+            "running): wall time counts the time other processes take, the process CPU time "
+            f"does not.  The issue quotes about {ISSUE['sb3_steps_per_s']} steps/s for SB3 and "
+            f"{ISSUE['sbx_steps_per_s']} for SBX on this setting (another run, another load)."
         ),
         "",
-        "| library | steps/s | ours / library |",
+        "| library | steps/s (wall) | ours / library | steps/s (CPU time) | ours / library |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in rates.items():
+        lines.append(
+            f"| {name} | {r['wall_steps_per_s']:.0f} | "
+            f"{ref['wall_steps_per_s'] / r['wall_steps_per_s']:.2f} | "
+            f"{r['cpu_steps_per_s']:.0f} | {ref['cpu_steps_per_s'] / r['cpu_steps_per_s']:.2f} |"
+        )
+    for name, why in missing.items():
+        lines.append(f"| {name} | not installed ({why.splitlines()[0]}) | - | - | - |")
+    lines += [
+        "",
+        "## Same work?  Matmul FLOPs of one update (batch 256)",
+        "",
+        "| library | MFLOP per update | counted by |",
         "|---|---|---|",
     ]
-    for name, rate in result["steps_per_s"].items():
-        lines.append(f"| {name} | {rate:.0f} | {ours_rate / rate:.2f} |")
-    for name, why in missing.items():
-        lines.append(f"| {name} | not installed ({why.splitlines()[0]}) | - |")
+    for name, f in flops.items():
+        lines.append(f"| {name} | {f['flops'] / 1e6:.1f} | {f['counted']} |")
+    lines += [
+        "",
+        "## One 256x256x256 float32 product, one thread (median of interleaved rounds)",
+        "",
+        "| backend | µs | GFLOP/s |",
+        "|---|---|---|",
+    ]
+    for name, g in gemm.items():
+        lines.append(f"| {name} | {g['us']:.0f} | {g['gflop_per_s']:.0f} |")
+    lines += [
+        "",
+        "## Update cost (CPU time of the thread, interleaved rounds)",
+        "",
+        "| comparison | ms (first) | ms (second) | ratio: median [quartiles] |",
+        "|---|---|---|---|",
+    ]
+    for name, u in updates.items():
+        lines.append(
+            f"| {name} | {u['ours_ms']:.2f} | {u['hand_ms']:.2f} | {u['ratio_median']:.2f} "
+            f"[{u['ratio_q25']:.2f}, {u['ratio_q75']:.2f}] |"
+        )
+    if s2ac_note:
+        lines.append(f"\n{s2ac_note}")
     load = result["machine"]["load_average_1min"]
-    machine = f"Load average {load['start']} at start, {load['end']} at the end; torch "
-    lines += ["", machine + f"{result['machine']['torch']}."]
-    if not args.quick:
-        OUT.mkdir(exist_ok=True)
-        (OUT / "rl.json").write_text(json.dumps(result, indent=2))
-        (OUT / "rl.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    lines += [
+        "",
+        (
+            f"Load average {load['start']:.2f} at start, {load['end']:.2f} at the end; torch "
+            f"{result['machine']['torch']}, {result['machine']['cpu_count']} CPUs."
+        ),
+    ]
+    markdown = "\n".join(lines) + "\n"
+    if args.quick:
+        print(markdown)
+    else:
+        write_results(OUT, "rl", result, markdown)
 
 
 if __name__ == "__main__":
