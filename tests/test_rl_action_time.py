@@ -105,6 +105,10 @@ def test_agents_have_table1_sizes_and_table4_settings():
         ("clock=wall", "clock"),
         ("bandwidth=-1", "bandwidth"),
         ("self_term=none", "self_term"),
+        ("n_particles=1", "n_particles"),
+        ("n_steps=-1", "n_steps"),
+        ("alpha=0", "alpha"),
+        ("alpha_ant=0", "alpha_ant"),
     ],
 )
 def test_bad_config_is_named(tmp_path, override, key):

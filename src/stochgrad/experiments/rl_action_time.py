@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..entropy.svgd import BANDWIDTH_HEURISTICS, DEFAULT_SELF_TERM, SELF_TERMS
+from ..entropy.svgd import BANDWIDTH_HEURISTICS, DEFAULT_SELF_TERM
 from ..rl import make_agent
 from ..runner.config import require_positive
 from ..runner.registry import Headline, register
@@ -140,16 +140,10 @@ def _check(cfg: ActionTimeConfig) -> None:
         raise ValueError(f"envs must be distinct names from {tuple(ENV_SIZES)}, got {cfg.envs}")
     if not cfg.hidden or min(cfg.hidden) < 1:
         raise ValueError(f"hidden must be non-empty layer sizes >= 1, got {cfg.hidden}")
-    require_positive(cfg, "n_particles", "warmup_calls", "rounds", "calls", "batch_calls")
-    require_positive(cfg, "step_size", "alpha", "alpha_ant")
-    if cfg.n_particles < 2:
-        raise ValueError(f"n_particles must be >= 2 (SVGD), got {cfg.n_particles}")
-    if cfg.n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {cfg.n_steps}")
+    # n_particles, n_steps, step_size, alpha and self_term are checked by the agents (same names)
+    require_positive(cfg, "warmup_calls", "rounds", "calls", "batch_calls", "alpha_ant")
     if cfg.batch_size < 0:
         raise ValueError(f"batch_size must be >= 0 (0: no batched timing), got {cfg.batch_size}")
-    if cfg.self_term not in SELF_TERMS:
-        raise ValueError(f"self_term must be one of {SELF_TERMS}, got {cfg.self_term!r}")
     if cfg.clock not in CLOCKS:
         raise ValueError(f"clock must be one of {CLOCKS}, got {cfg.clock!r}")
     _bandwidth(cfg)
