@@ -237,3 +237,15 @@ def test_bad_input_is_named():
         make_agent("s2ac", "Pendulum-v1")
     with pytest.raises(ValueError, match="device"):
         S2AC("Pendulum-v1", device="tpu")
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    agent = small("phi-theta")
+    agent.learn(220, checkpoint=tmp_path / "s2ac.pt", checkpoint_every=100)  # saved at 200
+    before = (tmp_path / "s2ac.pt").read_bytes()
+    with torch.no_grad():
+        next(agent.critic.parameters()).fill_(float("nan"))  # a diverged critic
+    with pytest.raises(FloatingPointError, match="s2ac update at step"):
+        agent.learn(400, checkpoint=tmp_path / "s2ac.pt", checkpoint_every=1)
+    assert (tmp_path / "s2ac.pt").read_bytes() == before
+    assert S2AC.load(tmp_path / "s2ac.pt").num_steps == 200

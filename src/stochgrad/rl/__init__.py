@@ -15,7 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from . import envs  # registers stochgrad/MultiGoal-v0 with Gymnasium
+from . import envs  # noqa: F401 - registers stochgrad/MultiGoal-v0 with Gymnasium
 from .agent import OffPolicyAgent
 from .buffer import Batch, ReplayBuffer
 from .networks import SquashedGaussianActor, TwinQ, polyak_update, squashed_log_prob

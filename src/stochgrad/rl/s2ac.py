@@ -258,7 +258,8 @@ class S2AC(OffPolicyAgent):
     def sample(self, obs: Tensor, m: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """m particles of π(·|s) by L SVGD steps: (actions ``[batch, m, d]``, log π(a|s)
         ``[batch, m]``, fraction of particles outside μ ± tσ ``[]``).  Differentiable in θ
-        (through u^0 and the steps) when grad is enabled (under ``no_grad`` the steps still take
+        (through u^0 and the steps) when grad is enabled; FloatingPointError if the particles
+        or their log-density become NaN/Inf (under ``no_grad`` the steps still take
         ∇_u log p by autograd, without keeping a graph); the critic's parameters get no
         gradient from it."""
         hp = self.hparams
@@ -269,11 +270,17 @@ class S2AC(OffPolicyAgent):
         else:
             target = {"energy": lambda u: -self.log_target(obs, u)}
         with frozen(self.critic):
-            res = svgd(
-                u0, step_size=hp["step_size"], n_steps=hp["n_steps"],
-                bandwidth=hp["bandwidth"], log_prob=log_q0, log_det="closed_form",
-                self_term=hp["self_term"], warn=False, **target,
-            )  # fmt: skip
+            try:
+                res = svgd(
+                    u0, step_size=hp["step_size"], n_steps=hp["n_steps"],
+                    bandwidth=hp["bandwidth"], log_prob=log_q0, log_det="closed_form",
+                    self_term=hp["self_term"], warn=False, **target,
+                )  # fmt: skip
+            except ValueError as err:  # a diverged run (NaN/Inf particles or critic)
+                raise FloatingPointError(
+                    f"{self.name} update at step {self.num_steps}: SVGD failed ({err}); "
+                    "training diverged, the last checkpoint, if any, is kept as it was"
+                ) from err
         u = res.particles
         log_pi = res.log_prob - log1m_tanh2(u).sum(-1) - self.scale.log().sum()
         if init is None:
