@@ -84,12 +84,15 @@ def test_readme_vae_examples_train_save_load_and_evaluate(tmp_path, monkeypatch)
 
 def test_readme_rl_example_runs(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    example = next(b for b in blocks if "from stochgrad.rl import SAC" in b)
+    example = next(b for b in blocks if "from stochgrad.rl import SAC, make_agent" in b)
     monkeypatch.chdir(tmp_path)  # the example writes sac.pt
     assert "agent.learn(8000" in example and "checkpoint_every=2000" in example
-    code = example.replace("agent.learn(8000", "agent.learn(450").replace(
-        "checkpoint_every=2000", "checkpoint_every=100"
+    code = (
+        example.replace("agent.learn(8000", "agent.learn(450")
+        .replace("checkpoint_every=2000", "checkpoint_every=100")
+        .replace("s2ac.learn(8000)", "s2ac.learn(1050)")
     )
     printed: list = []
     exec(compile(code, "README", "exec"), {"print": printed.append})  # noqa: S102
-    assert printed and printed[0] < 0 and (tmp_path / "sac.pt").exists()
+    assert len(printed) == 2 and printed[0] < 0 and printed[1] < 0
+    assert (tmp_path / "sac.pt").exists()
