@@ -71,7 +71,7 @@ def test_entropy_term_equals_the_svgd_closed_form_on_a_fixed_q(variant):
         actions, log_pi, _ = agent.sample(obs)
         torch.manual_seed(1)
         u0, log_q0, _ = agent.initial_particles(obs, 8)
-        a_ref, log_pi_ref = hand_log_pi(u0, log_q0, 0.7, w, c, 2.0, 0.05, 5)
+        a_ref, log_pi_ref = hand_log_pi(u0, log_q0, 0.7, w, c, 2.0, 0.05 * 0.7, 5)  # ε α
     finally:
         torch.set_default_dtype(torch.float32)
     torch.testing.assert_close(actions, a_ref, rtol=1e-10, atol=1e-10)
@@ -111,7 +111,7 @@ def test_sample_with_a_learned_critic_matches_plain_autograd_values_and_gradient
     def loss_plain():
         u, log_q, _ = agent.initial_particles(obs, 10)
         obs_m = obs.unsqueeze(1).expand(-1, 10, -1)
-        m, d, eps = 10, 1, 0.1
+        m, d, eps = 10, 1, 0.1 * 0.5  # ε α
         for _ in range(3):
             x = u if u.requires_grad else u.requires_grad_(True)
             logp = plain_min_q(agent.critic, obs_m, torch.tanh(x) * 2) / 0.5

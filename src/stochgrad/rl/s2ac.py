@@ -17,8 +17,11 @@ Choices where 002 and its code differ (../shared/papers/IMPLEMENTATION_NOTES.md)
   at the squashed action, and the SVGD target is the density of u that maps to exp(Q/α) on
   actions: ``log p(u|s) = Q(s, a(u))/α + Σ log(1 - tanh² u)`` (α in the target; the authors'
   code drops α and evaluates Q at u);
-- ``step_size`` ε multiplies the score form ``(1/m) Σ_j [k_ij ∇log p(u_j) + ∇_{u_j} k_ij]``;
-  002's eq. 24 form ``k ∇Q + α ∇k`` is α times it, so the two agree at α = 1;
+- ``step_size`` ε is 002's: it multiplies ``h = (1/m) Σ_j [k_ij α ∇log p(u_j) + α ∇_{u_j} k_ij]``,
+  the form of Theorem 3.3 and eq. 24 (``k ∇Q + α ∇k``), which is α times the score form
+  ``k ∇log p + ∇k``; so :func:`svgd` runs with step ``ε α``.  The Q-drift per step is then the
+  same for every α and the repulsion grows with α (with ε fixed in the score form, a large α
+  would freeze the particles at q^0 within L steps);
 - the kernel bandwidth is the authors' (``"authors"``), not the formula printed in Tables 3-4,
   and the log-density keeps the particle's own term by its Hessian (``self_term="hessian"``),
   both chosen by measurement in :mod:`stochgrad.entropy.svgd`;
@@ -130,7 +133,7 @@ class S2AC(OffPolicyAgent):
 
     variant: ``"phi"``, ``"phi-theta"`` or ``"amortized"`` (module docstring).  alpha: the
     entropy weight α > 0.  n_particles m, n_steps L (default 20 for phi, 3 otherwise),
-    step_size ε, q0_std (S2AC(φ)'s q^0 = N(0, q0_std² I); Table 4's N(0, 0.5 I) read as a
+    step_size ε (002's form, see above), q0_std (S2AC(φ)'s q^0 = N(0, q0_std² I); Table 4's N(0, 0.5 I) read as a
     covariance), particle_range t, bandwidth and self_term (:func:`stochgrad.entropy.svgd`).
     Other arguments: :class:`OffPolicyAgent` (Table 4: batch 100, 2 x 256 ReLU, Adam 3e-4).
     """
@@ -272,7 +275,7 @@ class S2AC(OffPolicyAgent):
         with frozen(self.critic):
             try:
                 res = svgd(
-                    u0, step_size=hp["step_size"], n_steps=hp["n_steps"],
+                    u0, step_size=hp["step_size"] * self.alpha, n_steps=hp["n_steps"],
                     bandwidth=hp["bandwidth"], log_prob=log_q0, log_det="closed_form",
                     self_term=hp["self_term"], warn=False, **target,
                 )  # fmt: skip
@@ -378,7 +381,8 @@ class S2AC(OffPolicyAgent):
                 sigma2 = a.new_full((a.shape[0], 1, 1), float(bw) ** 2)
             diff = x.detach().unsqueeze(2) - a.unsqueeze(1)  # [batch, m(x), m(a), d]
             k = torch.exp(-diff.pow(2).sum(-1) / (2 * sigma2))  # k(a_i, x)
-            direction = (k @ score + (k.unsqueeze(-1) * diff).sum(2) / sigma2) / m  # eq. 24
+            # eq. 24 in 002's form k ∇Q + α ∇k = α (k ∇log p + ∇k)
+            direction = self.alpha * (k @ score + (k.unsqueeze(-1) * diff).sum(2) / sigma2) / m
         loss = -(direction * x).sum(-1).mean()  # eq. 25
         self.sampler_opt.zero_grad(set_to_none=True)
         loss.backward()
