@@ -69,6 +69,16 @@ def test_svgd_action_costs_more_than_sac_and_the_amortized_one(quick_run):
         assert m[f"extra_ms.s2ac-phi-theta.{e}"] > 0
 
 
+def test_each_svgd_step_costs_time(quick_run, tmp_path):
+    """L = 0 leaves S2AC(φ, θ) with its q^0_θ draw; the L = 3 steps of Table 4 add a backward
+    pass through the twin Q each, so the ratio to SAC (same rounds, same process) grows."""
+    small = ["agents=sac,s2ac-phi-theta", "envs=hopper", "batch_size=0"]
+    no_steps = run_experiment("rl-action-time", "quick", [*small, "n_steps=0"], seed=0,
+                              out_dir=tmp_path / "l0", device="cpu")  # fmt: skip
+    l0 = no_steps["metrics"]["ratio_to_sac.s2ac-phi-theta.hopper"]
+    assert quick_run[1]["metrics"]["ratio_to_sac.s2ac-phi-theta.hopper"] > l0
+
+
 def test_paper_table1_constants():
     """The issue's summary of Table 1: S2AC(φ, θ) 4.5-8.4x SAC, the amortized one about 1.15x."""
     r = {e: PAPER_TABLE1["s2ac-phi-theta"][e] / PAPER_TABLE1["sac"][e] for e in ENVS}
