@@ -11,6 +11,7 @@ from stochgrad.rl.networks import (
     SquashedGaussianActor,
     TwinQ,
     _Linear,
+    min_q_of_action,
     mlp_forward,
 )
 
@@ -85,3 +86,48 @@ def test_other_layers_run_as_they_are():
     net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.LayerNorm(4), nn.Linear(4, 2), nn.ReLU())
     x = torch.randn(5, 3)
     torch.testing.assert_close(mlp_forward(net, x), net(x))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_min_q_of_action_equals_min_q_of_a_frozen_critic_float64(ties):
+    critic = TwinQ(3, 2, hidden=(16, 12)).double()
+    if ties:  # identical heads: torch.minimum sends half the gradient to each
+        critic.q2.load_state_dict(critic.q1.state_dict())
+    obs = torch.randn(40, 3, dtype=torch.float64, requires_grad=True)
+    act = torch.randn(40, 2, dtype=torch.float64, requires_grad=True)
+    fast = min_q_of_action(critic, obs, act)
+    critic.requires_grad_(False)
+    plain = critic.min_q(obs, act)
+    critic.requires_grad_(True)
+    torch.testing.assert_close(fast, plain, rtol=1e-14, atol=1e-14)
+    for g_fast, g_plain in zip(_grads(fast, [obs, act]), _grads(plain, [obs, act])):
+        torch.testing.assert_close(g_fast, g_plain, rtol=1e-13, atol=1e-13)
+    q1, q2 = critic(obs, act)
+    assert ties or 0 < int((q1 < q2).sum()) < 40  # both heads are the minimum somewhere
+    fast.sum().backward()
+    assert all(p.grad is None for p in critic.parameters())  # the critic held fixed
+
+
+def test_min_q_of_action_falls_back_for_other_critics():
+    critic = TwinQ(3, 2, hidden=(8,), activation="tanh")
+    obs, act = torch.randn(5, 3), torch.randn(5, 2, requires_grad=True)
+    out = min_q_of_action(critic, obs, act)
+    torch.testing.assert_close(out, critic.min_q(obs, act))
+    out.sum().backward()
+    assert act.grad is not None and all(p.grad is None for p in critic.parameters())
+    assert all(p.requires_grad for p in critic.parameters())
+
+
+@pytest.mark.skipif(not _ONEDNN, reason="this torch has no oneDNN")
+def test_min_q_of_action_float32_with_onednn_matches_the_frozen_critic():
+    critic = TwinQ(3, 1, hidden=(256, 256))
+    obs, act = torch.randn(256, 3), torch.randn(256, 1, requires_grad=True)
+    fast = min_q_of_action(critic, obs, act)
+    (g_fast,) = torch.autograd.grad(fast.sum(), act)
+    critic.requires_grad_(False)
+    plain = torch.minimum(
+        *(net(torch.cat([obs, act], -1)).squeeze(-1) for net in critic.children())
+    )
+    (g_plain,) = torch.autograd.grad(plain.sum(), act)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_fast, g_plain, rtol=1e-4, atol=1e-5 * float(g_plain.abs().max()))

@@ -108,6 +108,64 @@ class TwinQ(nn.Module):
         return torch.minimum(*self(obs, action))
 
 
+def _relu_mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
+    """The Linear layers of an mlp ``Linear, ReLU, ..., Linear``; None for any other net."""
+    layers = list(net) if isinstance(net, nn.Sequential) else []
+    linears, acts = layers[::2], layers[1::2]
+    ok = (
+        len(layers) % 2 == 1
+        and all(type(m) is nn.Linear for m in linears)
+        and all(type(m) is nn.ReLU for m in acts)
+    )
+    return linears if ok else None
+
+
+class _MinQOfAction(torch.autograd.Function):
+    """min(Q1, Q2)(x) of a ReLU :class:`TwinQ`, differentiable in x only (the critic held fixed,
+    as in an actor's loss).  The backward pass runs each head only on the rows where it is the
+    minimum (with torch.minimum's rule: both heads at ties, half each), so it costs one head's
+    backward pass instead of two.  x ``[n, obs_dim + act_dim]`` -> ``[n]``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, heads: tuple[list[nn.Linear], list[nn.Linear]]) -> Tensor:
+        qs, hidden = [], []
+        for linears in heads:
+            h, hs = x, []
+            for lin in linears[:-1]:
+                h = _gemm(h, lin.weight, lin.bias, True)
+                hs.append(h)
+            qs.append(_gemm(h, linears[-1].weight, linears[-1].bias, False).squeeze(-1))
+            hidden.append(hs)
+        ctx.heads, ctx.hidden, ctx.qs, ctx.x_shape = heads, hidden, qs, x.shape
+        return torch.minimum(*qs)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (q1, q2), gx = ctx.qs, grad.new_zeros(ctx.x_shape)
+        half = torch.where(q1 == q2, grad / 2, grad)  # torch.minimum's derivative
+        for linears, hs, rows in zip(ctx.heads, ctx.hidden, (q1 <= q2, q2 <= q1)):
+            idx = rows.nonzero().squeeze(-1)
+            g = half[idx, None] * linears[-1].weight  # [r, width]
+            for lin, h in zip(reversed(linears[:-1]), reversed(hs)):
+                g = g * (h[idx] > 0)  # relu'
+                g = _gemm(g, lin.weight.t(), None, False)
+            gx.index_add_(0, idx, g)
+        return gx, None
+
+
+def min_q_of_action(critic: TwinQ, obs: Tensor, action: Tensor) -> Tensor:
+    """min(Q1, Q2)(obs, action) ``[batch]`` with gradients to ``action`` (and ``obs``) only,
+    none to the critic's parameters (as ``critic.min_q`` inside ``frozen(critic)``)."""
+    heads = (_relu_mlp_layers(critic.q1), _relu_mlp_layers(critic.q2))
+    if heads[0] is None or heads[1] is None or obs.dim() != 2:
+        critic.requires_grad_(False)
+        try:
+            return critic.min_q(obs, action)
+        finally:
+            critic.requires_grad_(True)
+    return _MinQOfAction.apply(torch.cat([obs, action], -1), heads)
+
+
 @torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """target ← (1 - τ) target + τ source, parameter by parameter (in place)."""

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .agent import OffPolicyAgent, frozen
-from .networks import SquashedGaussianActor, TwinQ, polyak_update
+from .agent import OffPolicyAgent
+from .networks import SquashedGaussianActor, TwinQ, min_q_of_action, polyak_update
 
 
 class SAC(OffPolicyAgent):
@@ -107,18 +107,18 @@ class SAC(OffPolicyAgent):
         self.critic_opt.step()
 
         action, log_p = self.actor(b.obs)  # E[α log π(a|s) - Q(s, a)], a reparameterized
-        with frozen(self.critic):  # the actor's loss needs ∂Q/∂a, not ∂Q/∂ω
-            actor_loss = (alpha * log_p - self.critic.min_q(b.obs, action)).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
+        # the actor's loss needs ∂Q/∂a, not ∂Q/∂ω: each head backpropagates its minimum rows only
+        actor_loss = (alpha * log_p - min_q_of_action(self.critic, b.obs, action)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
         self.actor_opt.step()
+        log_p = log_p.detach()
         out = {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}
-        if self.auto_alpha:  # J(α) = E[-α (log π + target entropy)]
-            alpha_loss = -(self.log_alpha * (log_p.detach() + self.target_entropy)).mean()
+        if self.auto_alpha:  # J(α) = E[-log α (log π + target entropy)]: ∂J/∂log α in closed form
             self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
+            self.log_alpha.grad = -(log_p + self.target_entropy).mean()
             self.alpha_opt.step()
         polyak_update(self.critic_target, self.critic, self.hparams["tau"])
         out["alpha"] = self.alpha
-        out["entropy"] = -log_p.detach().mean().item()
+        out["entropy"] = -log_p.mean().item()
         return out
