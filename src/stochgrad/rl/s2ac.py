@@ -258,9 +258,12 @@ class S2AC(OffPolicyAgent):
         log_q0 = normal_log_prob(xi) - std.log().sum(-1) - d * math.log(math.erf(t / math.sqrt(2)))
         return mean + std * xi, log_q0, torch.stack([mean, std])
 
-    def sample(self, obs: Tensor, m: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def sample(
+        self, obs: Tensor, m: int | None = None, log_density: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """m particles of π(·|s) by L SVGD steps: (actions ``[batch, m, d]``, log π(a|s)
-        ``[batch, m]``, fraction of particles outside μ ± tσ ``[]``).  Differentiable in θ
+        ``[batch, m]``, fraction of particles outside μ ± tσ ``[]``); ``log_density=False``
+        skips the log-density (acting needs only the particles) and returns NaN for it.  Differentiable in θ
         (through u^0 and the steps) when grad is enabled; FloatingPointError if the particles
         or their log-density become NaN/Inf (under ``no_grad`` the steps still take
         ∇_u log p by autograd, without keeping a graph); the critic's parameters get no
@@ -276,7 +279,8 @@ class S2AC(OffPolicyAgent):
             try:
                 res = svgd(
                     u0, step_size=hp["step_size"] * self.alpha, n_steps=hp["n_steps"],
-                    bandwidth=hp["bandwidth"], log_prob=log_q0, log_det="closed_form",
+                    bandwidth=hp["bandwidth"], log_prob=log_q0,
+                    log_det="closed_form" if log_density else "none",
                     self_term=hp["self_term"], warn=False, **target,
                 )  # fmt: skip
             except ValueError as err:  # a diverged run (NaN/Inf particles or critic)
@@ -286,6 +290,8 @@ class S2AC(OffPolicyAgent):
                 ) from err
         u = res.particles
         log_pi = res.log_prob - log1m_tanh2(u).sum(-1) - self.scale.log().sum()
+        if not log_density:
+            log_pi = torch.full_like(log_pi, math.nan)
         if init is None:
             out = u.new_zeros(())
         else:
@@ -303,7 +309,8 @@ class S2AC(OffPolicyAgent):
     def _svgd_policy(self, obs: Tensor, deterministic: bool) -> Tensor:
         """One of the m SVGD particles per state: a uniform choice (exploration), or the one of
         highest min Q (``deterministic``)."""
-        actions, _, _ = self.sample(obs)  # the steps take ∇_a Q by autograd also under no_grad
+        # the steps take ∇_a Q by autograd also under no_grad; acting needs no log-density
+        actions, _, _ = self.sample(obs, log_density=False)
         if deterministic:
             obs_m = obs.unsqueeze(1).expand(-1, actions.shape[1], -1)
             idx = self.critic.min_q(obs_m, actions).argmax(-1)
