@@ -180,7 +180,7 @@ def test_names_grid_and_svgd_step():
     assert grid.tolist()[:3] == [[-7.0, 7.0], [0.0, 7.0], [7.0, 7.0]]
     assert grid.tolist()[-1] == [7.0, -7.0]
     cfg = RlMultigoalConfig()
-    assert agent_kwargs(cfg, "s2ac-phi", 20.0, 0, "cpu")["step_size"] == pytest.approx(0.2)
+    assert agent_kwargs(cfg, "s2ac-phi", 20.0, 0, "cpu")["step_size"] == 0.01  # 002's ε
     assert "step_size" not in agent_kwargs(cfg, "sac", 20.0, 0, "cpu")
 
 
