@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
@@ -13,6 +14,7 @@ from stochgrad.rl.networks import (
     _Linear,
     min_q_of_action,
     mlp_forward,
+    twin_q_mse_backward,
 )
 
 
@@ -131,3 +133,48 @@ def test_min_q_of_action_float32_with_onednn_matches_the_frozen_critic():
     (g_plain,) = torch.autograd.grad(plain.sum(), act)
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g_fast, g_plain, rtol=1e-4, atol=1e-5 * float(g_plain.abs().max()))
+
+
+def _autograd_critic_loss(critic, obs, act, target):
+    q1, q2 = critic(obs, act)
+    loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+    return loss, torch.autograd.grad(loss, list(critic.parameters()))
+
+
+@pytest.mark.parametrize("hidden", [(16, 12), (70,)])
+def test_twin_q_mse_backward_equals_autograd_float64(hidden):
+    critic = TwinQ(3, 2, hidden=hidden).double()
+    obs, act = torch.randn(40, 3, dtype=torch.float64), torch.randn(40, 2, dtype=torch.float64)
+    target = torch.randn(40, dtype=torch.float64)
+    loss, grads = _autograd_critic_loss(critic, obs, act, target)
+    for p in critic.parameters():  # accumulates like backward() onto existing gradients
+        p.grad = torch.ones_like(p)
+    torch.testing.assert_close(twin_q_mse_backward(critic, obs, act, target), loss.detach())
+    for p, g in zip(critic.parameters(), grads):
+        torch.testing.assert_close(p.grad, g + 1, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.skipif(not _ONEDNN, reason="this torch has no oneDNN")
+def test_twin_q_mse_backward_float32_with_onednn_matches_autograd():
+    critic = TwinQ(3, 1, hidden=(256, 256))
+    obs, act, target = torch.randn(256, 3), torch.randn(256, 1), torch.randn(256)
+    critic_plain = TwinQ(3, 1, hidden=(256, 256))
+    critic_plain.load_state_dict(critic.state_dict())
+    q1 = critic_plain.q1(torch.cat([obs, act], -1)).squeeze(-1)
+    q2 = critic_plain.q2(torch.cat([obs, act], -1)).squeeze(-1)
+    loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+    loss.backward()
+    torch.testing.assert_close(twin_q_mse_backward(critic, obs, act, target), loss.detach())
+    for p, ref in zip(critic.parameters(), critic_plain.parameters()):
+        torch.testing.assert_close(
+            p.grad, ref.grad, rtol=1e-4, atol=1e-5 * float(ref.grad.abs().max())
+        )
+
+
+def test_twin_q_mse_backward_falls_back_to_autograd_for_other_critics():
+    critic = TwinQ(3, 2, hidden=(8,), activation="tanh")
+    obs, act, target = torch.randn(5, 3), torch.randn(5, 2), torch.randn(5)
+    loss, grads = _autograd_critic_loss(critic, obs, act, target)
+    torch.testing.assert_close(twin_q_mse_backward(critic, obs, act, target), loss.detach())
+    for p, g in zip(critic.parameters(), grads):
+        torch.testing.assert_close(p.grad, g)

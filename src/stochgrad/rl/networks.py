@@ -167,6 +167,49 @@ def min_q_of_action(critic: TwinQ, obs: Tensor, action: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def twin_q_mse_backward(critic: TwinQ, obs: Tensor, action: Tensor, target: Tensor) -> Tensor:
+    """SAC's critic loss mean((Q1 - y)²) + mean((Q2 - y)²) and its gradient, written out for a
+    ReLU :class:`TwinQ` (one forward and one backward pass per head, no autograd graph): the
+    gradient is added to the parameters' ``.grad``, the loss returned (a 0-dim tensor).
+    obs ``[n, obs_dim]``, action ``[n, act_dim]``, target y ``[n]``."""
+    heads = (_relu_mlp_layers(critic.q1), _relu_mlp_layers(critic.q2))
+    if heads[0] is None or heads[1] is None:
+        with torch.enable_grad():
+            q1, q2 = critic(obs, action)
+            loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+            loss.backward()
+        return loss.detach()
+    x = torch.cat([obs, action], -1)
+    loss = x.new_zeros(())
+    for linears in heads:
+        hs = [x]
+        for lin in linears[:-1]:
+            hs.append(_gemm(hs[-1], lin.weight, lin.bias, True))
+        last = linears[-1]
+        err = _gemm(hs[-1], last.weight, last.bias, False).squeeze(-1) - target
+        loss += err.square().mean()
+        g = (2 / err.shape[0]) * err[:, None]  # ∂loss/∂Q, [n, 1]
+        grads = []
+        for k in reversed(range(len(linears))):
+            lin, h = linears[k], hs[k]
+            if k < len(linears) - 1:
+                g = g * (hs[k + 1] > 0)  # relu'
+            if _use_onednn(g.t(), h.t()):
+                gw = _gemm(g.t(), h.t(), None, False)  # gᵀ h: [out, in]
+            else:  # (hᵀ g)ᵀ: MKL is faster this way round for a narrow h or g
+                gw = torch.mm(h.t(), g).t().contiguous()
+            grads += [(lin.bias, g.sum(0)), (lin.weight, gw)]
+            if k > 0:
+                g = _gemm(g, lin.weight.t(), None, False)  # g W: [n, in]
+        for param, grad in grads:
+            if param.grad is None:
+                param.grad = grad
+            else:
+                param.grad += grad
+    return loss
+
+
+@torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """target ← (1 - τ) target + τ source, parameter by parameter (in place)."""
     if not 0 < tau <= 1:

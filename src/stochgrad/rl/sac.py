@@ -16,11 +16,16 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .agent import OffPolicyAgent
-from .networks import SquashedGaussianActor, TwinQ, min_q_of_action, polyak_update
+from .networks import (
+    SquashedGaussianActor,
+    TwinQ,
+    min_q_of_action,
+    polyak_update,
+    twin_q_mse_backward,
+)
 
 
 class SAC(OffPolicyAgent):
@@ -100,10 +105,8 @@ class SAC(OffPolicyAgent):
             next_a, next_log_p = self.actor(b.next_obs)
             next_v = self.critic_target.min_q(b.next_obs, next_a) - alpha * next_log_p
             target = b.reward + self.hparams["gamma"] * (1 - b.done) * next_v
-        q1, q2 = self.critic(b.obs, b.action)
-        critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        self.critic_opt.zero_grad(set_to_none=True)  # Σ_i mean((Q_i - target)²), written out
+        critic_loss = twin_q_mse_backward(self.critic, b.obs, b.action, target)
         self.critic_opt.step()
 
         action, log_p = self.actor(b.obs)  # E[α log π(a|s) - Q(s, a)], a reparameterized
