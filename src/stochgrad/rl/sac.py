@@ -22,8 +22,13 @@ from .agent import OffPolicyAgent
 from .networks import (
     SquashedGaussianActor,
     TwinQ,
+    _gemm,
+    _MinQOfAction,
+    _relu_mlp_layers,
+    _weight_grad,
     min_q_of_action,
     polyak_update,
+    squashed_log_prob,
     twin_q_mse_backward,
 )
 
@@ -109,13 +114,9 @@ class SAC(OffPolicyAgent):
         critic_loss = twin_q_mse_backward(self.critic, b.obs, b.action, target)
         self.critic_opt.step()
 
-        action, log_p = self.actor(b.obs)  # E[α log π(a|s) - Q(s, a)], a reparameterized
-        # the actor's loss needs ∂Q/∂a, not ∂Q/∂ω: each head backpropagates its minimum rows only
-        actor_loss = (alpha * log_p - min_q_of_action(self.critic, b.obs, action)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        self.actor_opt.zero_grad(set_to_none=True)  # E[α log π(a|s) - Q(s, a)], written out
+        actor_loss, log_p = _actor_loss_backward(self.actor, self.critic, b.obs, alpha)
         self.actor_opt.step()
-        log_p = log_p.detach()
         out = {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}
         if self.auto_alpha:  # J(α) = E[-log α (log π + target entropy)]: ∂J/∂log α in closed form
             self.alpha_opt.zero_grad(set_to_none=True)
@@ -125,3 +126,59 @@ class SAC(OffPolicyAgent):
         out["alpha"] = self.alpha
         out["entropy"] = -log_p.mean().item()
         return out
+
+
+@torch.no_grad()
+def _actor_loss_backward(
+    actor: SquashedGaussianActor, critic: TwinQ, obs: Tensor, alpha: float
+) -> tuple[Tensor, Tensor]:
+    """SAC's actor loss J = mean(α log π(a|s) - min(Q1, Q2)(s, a)), a = tanh(μ + σ ε) · scale +
+    bias reparameterized, and its gradient in the actor's parameters (added to ``.grad``; the
+    critic held fixed), written out for ReLU networks; returns (J, log π ``[n]``).  Draws ε
+    as the actor's forward pass does; other networks go through autograd.
+
+    With t = tanh u and z = (u - μ)/σ = ε: ∂log π/∂u = -z/σ + 2t (the Gaussian and the log-det
+    term), ∂log π/∂μ = z/σ, ∂log π/∂log σ = z² - 1, u = μ + σ ε; so with
+    G = ∂J/∂a · scale · (1 - t²) + (2α/n) t:  ∂J/∂μ = G, ∂J/∂log σ = G σ ε - α/n (times the
+    clamp's indicator)."""
+    layers = _relu_mlp_layers(actor.net)
+    heads = (_relu_mlp_layers(critic.q1), _relu_mlp_layers(critic.q2))
+    if layers is None or heads[0] is None or heads[1] is None:
+        with torch.enable_grad():
+            action, log_p = actor(obs)
+            loss = (alpha * log_p - min_q_of_action(critic, obs, action)).mean()
+            loss.backward()
+        return loss.detach(), log_p.detach()
+    hs = [obs]
+    for lin in layers[:-1]:
+        hs.append(_gemm(hs[-1], lin.weight, lin.bias, True))
+    mean, raw = _gemm(hs[-1], layers[-1].weight, layers[-1].bias, False).chunk(2, -1)
+    log_std = raw.clamp(actor.log_std_min, actor.log_std_max)
+    std = log_std.exp()
+    eps = torch.randn_like(mean)
+    u = mean + std * eps
+    log_p = squashed_log_prob(u, mean, log_std) - actor.scale.log().sum()
+    t = torch.tanh(u)
+    action = (t * actor.scale + actor.bias).requires_grad_()
+    with torch.enable_grad():  # ∂ min Q / ∂a: each head on its minimum rows only
+        q = _MinQOfAction.apply(obs, action, heads)
+        n = q.shape[0]
+        (grad_a,) = torch.autograd.grad(q, action, torch.full_like(q, -1 / n))
+    loss = (alpha * log_p - q.detach()).mean()
+    g_u = grad_a * actor.scale * (1 - t * t) + (2 * alpha / n) * t
+    inside = (raw >= actor.log_std_min) & (raw <= actor.log_std_max)  # clamp's derivative
+    g_log_std = (g_u * std * eps - alpha / n) * inside
+    g = torch.cat([g_u, g_log_std], -1)  # ∂J/∂(μ, raw log σ): [n, 2 act_dim]
+    grads = []
+    for k in reversed(range(len(layers))):
+        if k < len(layers) - 1:
+            g = torch.ops.aten.threshold_backward(g, hs[k + 1], 0)  # relu'
+        grads += [(layers[k].bias, g.sum(0)), (layers[k].weight, _weight_grad(g, hs[k]))]
+        if k > 0:
+            g = _gemm(g, layers[k].weight.t(), None, False)
+    for param, grad in grads:
+        if param.grad is None:
+            param.grad = grad
+        else:
+            param.grad += grad
+    return loss, log_p
