@@ -14,6 +14,7 @@ from stochgrad.rl.networks import (
     _Linear,
     min_q_of_action,
     mlp_forward,
+    squashed_log_prob,
     twin_q_mse_backward,
 )
 
@@ -211,3 +212,13 @@ def test_sac_actor_loss_backward_equals_autograd_float64(activation, log_std_bia
     for g, p in zip(fast, actor.parameters()):
         torch.testing.assert_close(g, p.grad, rtol=tol, atol=tol * float(p.grad.abs().max()))
     assert all(p.grad is None for p in critic.parameters())
+
+
+def test_actor_log_prob_of_equals_squashed_log_prob_float64():
+    low, high = torch.tensor([-2.0, 0.0, -1.0]), torch.tensor([2.0, 1.0, 3.0])
+    actor = SquashedGaussianActor(4, 3, (8,), low=low, high=high).double()
+    mean, log_std = torch.randn(30, 3, dtype=torch.float64), torch.randn(30, 3).double()
+    eps = 3 * torch.randn(30, 3, dtype=torch.float64)
+    u = mean + log_std.exp() * eps
+    ref = squashed_log_prob(u, mean, log_std) - actor.scale.log().sum()
+    torch.testing.assert_close(actor.log_prob_of(u, eps, log_std), ref, rtol=1e-12, atol=1e-12)

@@ -283,7 +283,13 @@ class SquashedGaussianActor(nn.Module):
             return torch.tanh(mean) * self.scale + self.bias, torch.full_like(
                 mean[..., 0], math.nan
             )
-        u = mean + log_std.exp() * torch.randn_like(mean)
-        # the affine map to the bounds subtracts Σ log scale from the density
-        log_prob = squashed_log_prob(u, mean, log_std) - self.scale.log().sum()
-        return torch.tanh(u) * self.scale + self.bias, log_prob
+        eps = torch.randn_like(mean)
+        u = torch.addcmul(mean, log_std.exp(), eps)
+        return torch.tanh(u) * self.scale + self.bias, self.log_prob_of(u, eps, log_std)
+
+    def log_prob_of(self, u: Tensor, eps: Tensor, log_std: Tensor) -> Tensor:
+        """log π(a|s) of the action from u = μ + σ ε: :func:`squashed_log_prob` with
+        (u - μ)/σ = ε, minus Σ log scale (the affine map to the bounds), in fewer operations;
+        ``[..., act_dim]`` -> ``[...]``."""
+        const = -u.shape[-1] * (0.5 * LOG_2PI + 2 * math.log(2)) - self.scale.log().sum()
+        return (2 * (u + F.softplus(-2 * u)) - 0.5 * eps * eps - log_std).sum(-1) + const

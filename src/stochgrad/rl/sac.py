@@ -28,7 +28,6 @@ from .networks import (
     _weight_grad,
     min_q_of_action,
     polyak_update,
-    squashed_log_prob,
     twin_q_mse_backward,
 )
 
@@ -156,8 +155,8 @@ def _actor_loss_backward(
     log_std = raw.clamp(actor.log_std_min, actor.log_std_max)
     std = log_std.exp()
     eps = torch.randn_like(mean)
-    u = mean + std * eps
-    log_p = squashed_log_prob(u, mean, log_std) - actor.scale.log().sum()
+    u = torch.addcmul(mean, std, eps)
+    log_p = actor.log_prob_of(u, eps, log_std)
     t = torch.tanh(u)
     action = (t * actor.scale + actor.bias).requires_grad_()
     with torch.enable_grad():  # ∂ min Q / ∂a: each head on its minimum rows only
