@@ -73,12 +73,13 @@ def mlp_forward(net: nn.Sequential, x: Tensor, always: bool = False) -> Tensor:
     lead = x.shape[:-1]
     h = x.reshape(-1, x.shape[-1])
     layers = list(net)
+    linear = _Linear.apply if torch.is_grad_enabled() else _gemm  # no graph: no Function
     i = 0
     while i < len(layers):
         layer = layers[i]
         if type(layer) is nn.Linear and (always or _use_onednn(h, layer.weight)):
             relu = i + 1 < len(layers) and type(layers[i + 1]) is nn.ReLU
-            h = _Linear.apply(h, layer.weight, layer.bias, relu)
+            h = linear(h, layer.weight, layer.bias, relu)
             i += 2 if relu else 1
         else:  # small layers: autograd's own Linear has less overhead than a Python Function
             h = layer(h)
