@@ -288,6 +288,22 @@ def compile_probe(rounds: int, calls: int) -> dict:
     return out
 
 
+RATIO_HEADER = "| comparison | ms (first) | ms (second) | ratio: median [quartiles] |"
+
+
+def _table(title: str, header: str, rows: list[str]) -> list[str]:
+    """A markdown section: title, header, separator, rows."""
+    return ["", f"## {title}", "", header, "|" + "---|" * header.count(" | ") + "---|", *rows]
+
+
+def _ratio_rows(ratios: dict) -> list[str]:
+    return [
+        f"| {name} | {u['ours_ms']:.2f} | {u['hand_ms']:.2f} | {u['ratio_median']:.2f} "
+        f"[{u['ratio_q25']:.2f}, {u['ratio_q75']:.2f}] |"
+        for name, u in ratios.items()
+    ]
+
+
 def main() -> None:
     one_core()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -381,51 +397,26 @@ def main() -> None:
                 "head only on the rows where it is the minimum (one head's pass instead of two)."
             ),
         ]
-    lines += [
-        "",
-        "## Same work?  Matmul FLOPs of one update (batch 256)",
-        "",
+    lines += _table(
+        "Same work?  Matmul FLOPs of one update (batch 256)",
         "| library | MFLOP per update | counted by |",
-        "|---|---|---|",
-    ]
-    for name, f in flops.items():
-        lines.append(f"| {name} | {f['flops'] / 1e6:.1f} | {f['counted']} |")
-    lines += [
-        "",
-        "## One 256x256x256 float32 product, one thread (median of interleaved rounds)",
-        "",
+        [f"| {name} | {f['flops'] / 1e6:.1f} | {f['counted']} |" for name, f in flops.items()],
+    )
+    lines += _table(
+        "One 256x256x256 float32 product, one thread (median of interleaved rounds)",
         "| backend | µs | GFLOP/s |",
-        "|---|---|---|",
-    ]
-    for name, g in gemm.items():
-        lines.append(f"| {name} | {g['us']:.0f} | {g['gflop_per_s']:.0f} |")
-    lines += [
-        "",
-        "## Update cost (CPU time of the thread, interleaved rounds)",
-        "",
-        "| comparison | ms (first) | ms (second) | ratio: median [quartiles] |",
-        "|---|---|---|---|",
-    ]
-    for name, u in updates.items():
-        lines.append(
-            f"| {name} | {u['ours_ms']:.2f} | {u['hand_ms']:.2f} | {u['ratio_median']:.2f} "
-            f"[{u['ratio_q25']:.2f}, {u['ratio_q75']:.2f}] |"
-        )
+        [f"| {n} | {g['us']:.0f} | {g['gflop_per_s']:.0f} |" for n, g in gemm.items()],
+    )
+    lines += _table("Update cost (CPU time of the thread, interleaved rounds)", RATIO_HEADER,
+                    _ratio_rows(updates))  # fmt: skip
     if s2ac_note:
         lines.append(f"\n{s2ac_note}")
     if probe is not None:
-        lines += [
-            "",
-            "## torch.compile as the lever?  The critic's loss and gradient alone (CPU time)",
-            "",
-            "| comparison | ms (first) | ms (second) | ratio: median [quartiles] |",
-            "|---|---|---|---|",
-        ]
-        for name, u in probe["ratios"].items():
-            lines.append(
-                f"| {name} | {u['ours_ms']:.2f} | {u['hand_ms']:.2f} | "
-                f"{u['ratio_median']:.2f} [{u['ratio_q25']:.2f}, {u['ratio_q75']:.2f}] |"
-            )
+        lines += _table(
+            "torch.compile as the lever?  The critic's loss and gradient alone (CPU time)",
+            RATIO_HEADER,
+            _ratio_rows(probe["ratios"]),
+        )
         if "compile_s" in probe:
             lines.append(f"\nCompiling took {probe['compile_s']:.0f} s (inductor, default mode).")
         else:

@@ -176,6 +176,15 @@ def min_q_of_action(critic: TwinQ, obs: Tensor, action: Tensor) -> Tensor:
     return _MinQOfAction.apply(obs, action, heads)
 
 
+def _accumulate_grads(grads: list[tuple[Tensor, Tensor]]) -> None:
+    """param.grad += grad for each (param, grad), as ``backward()`` accumulates."""
+    for param, grad in grads:
+        if param.grad is None:
+            param.grad = grad
+        else:
+            param.grad += grad
+
+
 def _weight_grad(g: Tensor, h: Tensor) -> Tensor:
     """gᵀ h ``[out, in]`` for g ``[n, out]``, h ``[n, in]``: oneDNN when all are large, else
     MKL with the narrow one transposed on the left (5x faster than the other way round)."""
@@ -218,11 +227,7 @@ def twin_q_mse_backward(critic: TwinQ, obs: Tensor, action: Tensor, target: Tens
             grads += [(lin.bias, g.sum(0)), (lin.weight, gw)]
             if k > 0:
                 g = _gemm(g, lin.weight.t(), None, False)  # g W: [n, in]
-        for param, grad in grads:
-            if param.grad is None:
-                param.grad = grad
-            else:
-                param.grad += grad
+        _accumulate_grads(grads)
     return loss
 
 

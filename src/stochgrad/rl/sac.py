@@ -22,6 +22,7 @@ from .agent import OffPolicyAgent
 from .networks import (
     SquashedGaussianActor,
     TwinQ,
+    _accumulate_grads,
     _gemm,
     _MinQOfAction,
     _relu_mlp_layers,
@@ -175,9 +176,5 @@ def _actor_loss_backward(
         grads += [(layers[k].bias, g.sum(0)), (layers[k].weight, _weight_grad(g, hs[k]))]
         if k > 0:
             g = _gemm(g, layers[k].weight.t(), None, False)
-    for param, grad in grads:
-        if param.grad is None:
-            param.grad = grad
-        else:
-            param.grad += grad
+    _accumulate_grads(grads)
     return loss, log_p
