@@ -121,46 +121,60 @@ def _relu_mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
     return linears if ok else None
 
 
+def _twin_q_forward(heads, obs: Tensor, action: Tensor) -> tuple[list[Tensor], list[list[Tensor]]]:
+    """(Q1, Q2) ``[n]`` of a ReLU :class:`TwinQ` (``heads``: each head's Linear layers), and
+    each head's hidden activations, for :func:`_min_q_input_grad`."""
+    x = torch.cat([obs, action], -1)
+    qs, hidden = [], []
+    for linears in heads:
+        h, hs = x, []
+        for lin in linears[:-1]:
+            h = _gemm(h, lin.weight, lin.bias, True)
+            hs.append(h)
+        qs.append(_gemm(h, linears[-1].weight, linears[-1].bias, False).squeeze(-1))
+        hidden.append(hs)
+    return qs, hidden
+
+
+def _min_q_input_grad(heads, qs, hidden, grad: Tensor, obs_dim: int, need=(False, True)):
+    """(∂/∂obs, ∂/∂action) of Σ grad · min(Q1, Q2) (None where ``need`` is False), the critic
+    held fixed: each head backpropagates only the rows where it is the minimum (torch.minimum's
+    rule: both heads at ties, half each), so this costs one head's backward pass, not two."""
+    q1, q2 = qs
+    half = torch.where(q1 == q2, grad / 2, grad)  # torch.minimum's derivative
+    g_in = [None, None]
+    for linears, hs, rows in zip(heads, hidden, (q1 <= q2, q2 <= q1)):
+        idx = rows.nonzero().squeeze(-1)
+        g = half.index_select(0, idx)[:, None] * linears[-1].weight  # [r, width]
+        for k in reversed(range(len(hs))):
+            g = torch.ops.aten.threshold_backward(g, hs[k].index_select(0, idx), 0)  # relu'
+            if k > 0:
+                g = _gemm(g, linears[k].weight.t(), None, False)  # g W_k
+        w0 = linears[0].weight
+        for i, cols in enumerate((w0[:, :obs_dim], w0[:, obs_dim:])):
+            if need[i]:
+                if g_in[i] is None:
+                    g_in[i] = grad.new_zeros(grad.shape[0], cols.shape[1])
+                g_in[i].index_add_(0, idx, g @ cols)
+    return g_in[0], g_in[1]
+
+
 class _MinQOfAction(torch.autograd.Function):
     """min(Q1, Q2)(obs, action) of a ReLU :class:`TwinQ`, differentiable in obs and action only
-    (the critic held fixed, as in an actor's loss).  The backward pass runs each head only on
-    the rows where it is the minimum (torch.minimum's rule: both heads at ties, half each), so
-    it costs one head's backward pass instead of two.  ``[n, obs_dim]``, ``[n, act_dim]`` ->
-    ``[n]``."""
+    (the critic held fixed, as in an actor's loss), by :func:`_min_q_input_grad`.
+    ``[n, obs_dim]``, ``[n, act_dim]`` -> ``[n]``."""
 
     @staticmethod
     def forward(ctx, obs: Tensor, action: Tensor, heads: tuple[list[nn.Linear], ...]) -> Tensor:
-        x = torch.cat([obs, action], -1)
-        qs, hidden = [], []
-        for linears in heads:
-            h, hs = x, []
-            for lin in linears[:-1]:
-                h = _gemm(h, lin.weight, lin.bias, True)
-                hs.append(h)
-            qs.append(_gemm(h, linears[-1].weight, linears[-1].bias, False).squeeze(-1))
-            hidden.append(hs)
+        qs, hidden = _twin_q_forward(heads, obs, action)
         ctx.heads, ctx.hidden, ctx.qs, ctx.obs_dim = heads, hidden, qs, obs.shape[-1]
         return torch.minimum(*qs)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (q1, q2), d = ctx.qs, ctx.obs_dim
-        half = torch.where(q1 == q2, grad / 2, grad)  # torch.minimum's derivative
-        g_in = [None, None]  # obs, action
-        for linears, hs, rows in zip(ctx.heads, ctx.hidden, (q1 <= q2, q2 <= q1)):
-            idx = rows.nonzero().squeeze(-1)
-            g = half.index_select(0, idx)[:, None] * linears[-1].weight  # [r, width]
-            for k in reversed(range(len(hs))):
-                g = torch.ops.aten.threshold_backward(g, hs[k].index_select(0, idx), 0)  # relu'
-                if k > 0:
-                    g = _gemm(g, linears[k].weight.t(), None, False)  # g W_k
-            w0 = linears[0].weight
-            for i, cols in enumerate((w0[:, :d], w0[:, d:])):
-                if ctx.needs_input_grad[i]:
-                    if g_in[i] is None:
-                        g_in[i] = grad.new_zeros(grad.shape[0], cols.shape[1])
-                    g_in[i].index_add_(0, idx, g @ cols)
-        return g_in[0], g_in[1], None
+        need = ctx.needs_input_grad[:2]
+        g_obs, g_act = _min_q_input_grad(ctx.heads, ctx.qs, ctx.hidden, grad, ctx.obs_dim, need)
+        return g_obs, g_act, None
 
 
 def min_q_of_action(critic: TwinQ, obs: Tensor, action: Tensor) -> Tensor:

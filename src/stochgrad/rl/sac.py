@@ -24,8 +24,9 @@ from .networks import (
     TwinQ,
     _accumulate_grads,
     _gemm,
-    _MinQOfAction,
+    _min_q_input_grad,
     _relu_mlp_layers,
+    _twin_q_forward,
     _weight_grad,
     min_q_of_action,
     polyak_update,
@@ -159,12 +160,10 @@ def _actor_loss_backward(
     u = torch.addcmul(mean, std, eps)
     log_p = actor.log_prob_of(u, eps, log_std)
     t = torch.tanh(u)
-    action = (t * actor.scale + actor.bias).requires_grad_()
-    with torch.enable_grad():  # ∂ min Q / ∂a: each head on its minimum rows only
-        q = _MinQOfAction.apply(obs, action, heads)
-        n = q.shape[0]
-        (grad_a,) = torch.autograd.grad(q, action, torch.full_like(q, -1 / n))
-    loss = (alpha * log_p - q.detach()).mean()
+    qs, hidden = _twin_q_forward(heads, obs, t * actor.scale + actor.bias)
+    n = obs.shape[0]  # ∂J/∂a = -∂ min Q/∂a / n, each head on its minimum rows only
+    _, grad_a = _min_q_input_grad(heads, qs, hidden, qs[0].new_full((n,), -1 / n), obs.shape[1])
+    loss = (alpha * log_p - torch.minimum(*qs)).mean()
     g_u = grad_a * actor.scale * (1 - t * t) + (2 * alpha / n) * t
     inside = (raw >= actor.log_std_min) & (raw <= actor.log_std_max)  # clamp's derivative
     g_log_std = (g_u * std * eps - alpha / n) * inside
