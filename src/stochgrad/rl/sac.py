@@ -104,7 +104,8 @@ class SAC(OffPolicyAgent):
         return -log_p.view(-1, n_samples).mean(-1)
 
     def update(self) -> dict[str, float]:
-        """One gradient step of critic, actor and temperature on a replay minibatch."""
+        """One gradient step of critic, actor and temperature on a replay minibatch (the
+        gradients written out for ReLU networks, by autograd otherwise; the same maths)."""
         b = self.buffer.sample(self.hparams["batch_size"], self.generator)
         alpha = self.alpha
         with torch.no_grad():  # soft Bellman target with the clipped double Q
