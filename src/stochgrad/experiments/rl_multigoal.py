@@ -127,9 +127,10 @@ class RlMultigoalConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # the paper: `--seeds 0-19`.  One seed costs about 28 hours on one CPU thread (12 S2AC
-    # trainings of 40,000 updates at about 0.2 s each with 256-unit networks and L = 10, plus
-    # 4 SAC trainings of about 6 minutes): a GPU (--device cuda) or a cluster (--backend ray)
+    # the paper: `--seeds 0-19`.  One seed costs about 21 hours on one CPU thread: 12 S2AC
+    # trainings of 40,000 updates (measured 0.20 s per step for s2ac-phi-theta and -amortized,
+    # 0.07 s for s2ac-phi, 256-unit networks, L = 10) and 4 SAC trainings (4.5 ms per step):
+    # a GPU (--device cuda) or a cluster (--backend ray)
     "paper": {},
     # under 60 s on one loaded CPU thread: SAC and S2AC(φ, θ) at one α, 600 steps, tiny nets
     "quick": {
@@ -144,15 +145,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 200,
     },
     # budget: about 1 hour on 2 loaded CPU cores for `--seeds 0-3` (2 workers, one seed each
-    # at a time): SAC and S2AC(φ, θ) at the smallest and largest α of the grid, 12,000 steps
-    # (SAC at α = 1 reaches a goal in every test episode after 12,000-15,000 steps), 64-unit
-    # networks, Table 3's SVGD (L = 10, m = 10).  Measured per training step (one thread,
-    # interleaved, load average 4.7): sac 3.8 ms, s2ac-phi-theta 65 ms, so about 13 minutes
-    # per S2AC training and 27 per seed.
+    # at a time): SAC and S2AC(φ, θ) at the smallest and largest α of the grid, 15,000 steps
+    # (SAC at α = 1, 64 units: 9 of 20 test episodes reach a goal after 12,000 steps, all
+    # after 20,000), 64-unit networks, Table 3's SVGD (L = 10, m = 10).  Measured per training
+    # step (one thread, interleaved rounds, load average 3-4): sac 1.6 ms, s2ac-phi 16 ms,
+    # s2ac-phi-theta 47 ms, s2ac-amortized 46 ms, so about 22 minutes per seed.
     "medium": {
         "agents": ("sac", "s2ac-phi-theta"),
         "alphas": (1.0, 20.0),
-        "total_steps": 12_000,
+        "total_steps": 15_000,
         "learning_starts": 1000,
         "hidden": 64,
         "entropy_grid": 15,
