@@ -112,25 +112,30 @@ def one_core() -> None:
 
 
 def throughput(runners: dict, rounds: int, steps: int) -> dict:
-    """steps/s per runner, interleaved rounds: medians by wall time and by process CPU time."""
-    wall = {name: [] for name in runners}
-    cpu = {name: [] for name in runners}
+    """steps/s per runner in interleaved rounds, by wall time and by process CPU time: medians,
+    and the first runner's rate over each one's, round by round (median and quartiles)."""
+    import numpy as np
+
+    rates = {clock: {name: [] for name in runners} for clock in ("wall", "cpu")}
     for r in range(rounds):
         order = list(runners.items())
         for name, run in order if r % 2 == 0 else order[::-1]:
             w0, c0 = time.perf_counter(), time.process_time()
             run()
-            wall[name].append(steps / (time.perf_counter() - w0))
-            cpu[name].append(steps / (time.process_time() - c0))
-    return {
-        name: {
-            "wall_steps_per_s": statistics.median(wall[name]),
-            "cpu_steps_per_s": statistics.median(cpu[name]),
-            "wall_rounds": wall[name],
-            "cpu_rounds": cpu[name],
-        }
-        for name in runners
-    }
+            rates["wall"][name].append(steps / (time.perf_counter() - w0))
+            rates["cpu"][name].append(steps / (time.process_time() - c0))
+    first = next(iter(runners))
+    out = {name: {} for name in runners}
+    for clock, per_runner in rates.items():
+        for name, v in per_runner.items():
+            ratio = np.array(per_runner[first]) / np.array(v)
+            out[name][f"{clock}_steps_per_s"] = statistics.median(v)
+            out[name][f"{clock}_ratio_first_over_this"] = [
+                float(np.median(ratio)), float(np.quantile(ratio, 0.25)),
+                float(np.quantile(ratio, 0.75)),
+            ]  # fmt: skip
+            out[name][f"{clock}_rounds"] = v
+    return out
 
 
 def flop_counts(sb3, sbx) -> dict:
@@ -311,7 +316,7 @@ def main() -> None:
     parser.add_argument("--baseline-src", help="src/ of an older checkout to compare with")
     parser.add_argument("--compile-probe", action="store_true", help="time torch.compile too")
     args = parser.parse_args()
-    rounds, steps = (2, 100) if args.quick else (5, 1000)
+    rounds, steps = (2, 100) if args.quick else (9, 600)
     load_start = load_average()
     missing, sb3, sbx = {}, None, None
     runners = {"stochgrad": ours(steps), "stochgrad, MKL for every product": ours(steps, mkl=True)}
@@ -359,7 +364,6 @@ def main() -> None:
         "issue": ISSUE,
         "machine": machine_info(load_start),
     }  # fmt: skip
-    ref = rates["stochgrad"]
     lines = [
         "# SAC throughput: environment steps per second, one update per step (`benchmarks/rl.py`)",
         "",
@@ -369,17 +373,18 @@ def main() -> None:
             f"interleaved rounds of {steps} steps.  The machine is shared (2 cores, other jobs "
             "running): wall time counts the time other processes take, the process CPU time "
             f"does not.  The issue quotes about {ISSUE['sb3_steps_per_s']} steps/s for SB3 and "
-            f"{ISSUE['sbx_steps_per_s']} for SBX on this setting (another run, another load)."
+            f"{ISSUE['sbx_steps_per_s']} for SBX on this setting (another run, another load).  "
+            "Ratios: median [quartiles] over rounds of ours / library in the same round."
         ),
         "",
-        "| library | steps/s (wall) | ours / library | steps/s (CPU time) | ours / library |",
+        "| library | steps/s (wall) | ours / it (wall) | steps/s (CPU time) | ours / it (CPU) |",
         "|---|---|---|---|---|",
     ]
     for name, r in rates.items():
+        w, c = r["wall_ratio_first_over_this"], r["cpu_ratio_first_over_this"]
         lines.append(
-            f"| {name} | {r['wall_steps_per_s']:.0f} | "
-            f"{ref['wall_steps_per_s'] / r['wall_steps_per_s']:.2f} | "
-            f"{r['cpu_steps_per_s']:.0f} | {ref['cpu_steps_per_s'] / r['cpu_steps_per_s']:.2f} |"
+            f"| {name} | {r['wall_steps_per_s']:.0f} | {w[0]:.2f} [{w[1]:.2f}, {w[2]:.2f}] | "
+            f"{r['cpu_steps_per_s']:.0f} | {c[0]:.2f} [{c[1]:.2f}, {c[2]:.2f}] |"
         )
     for name, why in missing.items():
         lines.append(f"| {name} | not installed ({why.splitlines()[0]}) | - | - | - |")
