@@ -2,11 +2,19 @@
 in the middle of a training and resumed, goal classification on hand-made trajectories, and
 config errors."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 from _experiment_helpers import quick_run as run_quick
 from _experiment_helpers import read_rows
 
+from stochgrad.cli import main
 from stochgrad.experiments.rl_multigoal import (
     OUTCOMES,
     Episodes,
@@ -18,7 +26,7 @@ from stochgrad.experiments.rl_multigoal import (
     run_episodes,
     state_grid,
 )
-from stochgrad.rl import agent_class
+from stochgrad.rl import OffPolicyAgent, agent_class
 from stochgrad.rl.envs import MultiGoalEnv
 from stochgrad.runner import RunContext, resume, run_experiment
 
@@ -74,20 +82,31 @@ def test_quick_preset_writes_metrics_figures_and_agents(quick_run):
     assert not list((out / "agents").glob("*.step*.pt"))  # step checkpoints are cleaned up
 
 
-def test_resume_skips_finished_trainings_and_continues_the_interrupted_one(tmp_path, monkeypatch):
+TINY = [
+    "agents=sac,s2ac-phi-theta",
+    "total_steps=240",
+    "learning_starts=60",
+    "checkpoint_every=60",
+    "hidden=16",
+    "n_steps=2",
+    "n_test=4",
+    "entropy_grid=3",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """(directory, results) of the TINY run, seed 3, uninterrupted."""
+    out = tmp_path_factory.mktemp("full")
+    return out, run_experiment("rl-multigoal", "quick", TINY, seed=3, out_dir=out, device="cpu")
+
+
+def test_resume_skips_finished_trainings_and_continues_the_interrupted_one(
+    tmp_path, monkeypatch, uninterrupted
+):
     """Killed right after a checkpoint in the middle of the second training (S2AC), resumed:
     the same metrics and the same logged rows as an uninterrupted run."""
-    overrides = [
-        "agents=sac,s2ac-phi-theta",
-        "total_steps=240",
-        "learning_starts=60",
-        "checkpoint_every=60",
-        "hidden=16",
-        "n_steps=2",
-        "n_test=4",
-        "entropy_grid=3",
-    ]
-    full = run_experiment("rl-multigoal", "quick", overrides, seed=3, out_dir=tmp_path / "full")
+    full_dir, full = uninterrupted
     original = RunContext.save_checkpoint
     trained = []
 
@@ -101,20 +120,50 @@ def test_resume_skips_finished_trainings_and_continues_the_interrupted_one(tmp_p
         trained.append((self.name, self.num_steps, total_steps))
         return learn(self, total_steps, *args, **kwargs)
 
-    from stochgrad.rl import OffPolicyAgent
-
     learn = OffPolicyAgent.learn
     monkeypatch.setattr(RunContext, "save_checkpoint", save_then_die)
     monkeypatch.setattr(OffPolicyAgent, "learn", counting_learn)
+    cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        run_experiment("rl-multigoal", "quick", overrides, seed=3, out_dir=tmp_path / "cut")
-    assert list((tmp_path / "cut" / "agents").glob("s2ac-phi-theta-alpha_1.step*.pt"))
+        run_experiment("rl-multigoal", "quick", TINY, seed=3, out_dir=cut, device="cpu")
+    assert list((cut / "agents").glob("s2ac-phi-theta-alpha_1.step*.pt"))
     trained.clear()
-    assert resume(tmp_path / "cut")["metrics"] == full["metrics"]
+    assert resume(cut)["metrics"] == full["metrics"]
     # sac was not trained again; S2AC continued from its checkpoint (step >= 60)
     assert len(trained) == 1 and trained[0][0] == "s2ac" and trained[0][1] >= 60
     assert sum(trained[0][1:]) == 240
-    assert read_rows(tmp_path / "cut") == read_rows(tmp_path / "full")
+    assert read_rows(cut) == read_rows(full_dir)
+
+
+def test_sigkill_during_s2ac_training_then_stochgrad_resume(tmp_path, uninterrupted):
+    """`stochgrad run` killed by SIGKILL at an arbitrary moment of the S2AC training (after
+    its first checkpoint), then `stochgrad resume DIR`: the uninterrupted run's metrics and
+    rows."""
+    full_dir, full = uninterrupted
+    out = tmp_path / "killed"
+    sets = [a for item in TINY for a in ("--set", item)]
+    args = ["run", "rl-multigoal", "--seed", "3", "--device", "cpu", "--out", str(out), *sets]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stochgrad", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "agents").glob("s2ac-*.step*.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no S2AC checkpoint"
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert (out / "checkpoint.pt").exists()
+    assert main(["resume", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "ok" and results["resumed"]
+    assert results["metrics"] == full["metrics"]
+    assert read_rows(out) == read_rows(full_dir)
 
 
 def test_reached_goal_on_hand_made_trajectories():
