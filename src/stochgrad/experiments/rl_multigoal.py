@@ -277,7 +277,8 @@ def state_grid(n: int) -> Tensor:
 
 
 def agent_kwargs(cfg: RlMultigoalConfig, name: str, alpha: float, seed: int, device) -> dict:
-    """Constructor arguments of agent ``name`` at entropy weight ``alpha`` (002 Table 3)."""
+    """Constructor arguments of agent ``name`` at entropy weight ``alpha`` (002 Table 3); every
+    agent of a run gets the run's seed."""
     kw: dict[str, Any] = {
         "alpha": float(alpha), "seed": seed, "hidden": (cfg.hidden,) * cfg.layers,
         "lr": cfg.lr, "gamma": cfg.gamma, "tau": cfg.tau, "batch_size": cfg.batch_size,
@@ -285,10 +286,12 @@ def agent_kwargs(cfg: RlMultigoalConfig, name: str, alpha: float, seed: int, dev
     }  # fmt: skip
     if name != "sac":
         kw.update(
-            n_particles=cfg.n_particles, n_steps=cfg.n_steps,
+            n_particles=cfg.n_particles,
+            n_steps=cfg.n_steps,
             step_size=cfg.step_size,
-            q0_std=cfg.q0_std, particle_range=cfg.particle_range,
-        )  # fmt: skip
+            q0_std=cfg.q0_std,
+            particle_range=cfg.particle_range,
+        )
     return kw
 
 
