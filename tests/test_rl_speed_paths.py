@@ -224,3 +224,12 @@ def test_actor_log_prob_of_equals_squashed_log_prob_float64():
     u = mean + log_std.exp() * eps
     ref = squashed_log_prob(u, mean, log_std) - actor.scale.log().sum()
     torch.testing.assert_close(actor.log_prob_of(u, eps, log_std), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_min_q_without_a_graph_equals_the_graph_path(dtype):
+    critic = TwinQ(3, 1, hidden=(256, 256)).to(dtype)
+    obs, act = torch.randn(256, 3, dtype=dtype), torch.randn(256, 1, dtype=dtype)
+    with torch.no_grad():
+        fast = critic.min_q(obs, act)
+    torch.testing.assert_close(fast, critic.min_q(obs, act).detach(), rtol=0, atol=0)

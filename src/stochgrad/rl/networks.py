@@ -106,6 +106,10 @@ class TwinQ(nn.Module):
 
     def min_q(self, obs: Tensor, action: Tensor) -> Tensor:
         """min(Q1, Q2), ``[batch]``."""
+        if not torch.is_grad_enabled() and obs.dim() == 2:  # no graph: plain products
+            heads = (_relu_mlp_layers(self.q1), _relu_mlp_layers(self.q2))
+            if heads[0] is not None and heads[1] is not None:
+                return torch.minimum(*_twin_q_forward(heads, obs, action)[0])
         return torch.minimum(*self(obs, action))
 
 
