@@ -94,8 +94,9 @@ def test_other_layers_run_as_they_are():
 
 
 @pytest.mark.parametrize("ties", [False, True])
-def test_min_q_of_action_equals_min_q_of_a_frozen_critic_float64(ties):
-    critic = TwinQ(3, 2, hidden=(16, 12)).double()
+@pytest.mark.parametrize("hidden", [(16, 12), ()])
+def test_min_q_of_action_equals_min_q_of_a_frozen_critic_float64(ties, hidden):
+    critic = TwinQ(3, 2, hidden=hidden).double()
     if ties:  # identical heads: torch.minimum sends half the gradient to each
         critic.q2.load_state_dict(critic.q1.state_dict())
     obs = torch.randn(40, 3, dtype=torch.float64, requires_grad=True)
@@ -144,7 +145,7 @@ def _autograd_critic_loss(critic, obs, act, target):
     return loss, torch.autograd.grad(loss, list(critic.parameters()))
 
 
-@pytest.mark.parametrize("hidden", [(16, 12), (70,)])
+@pytest.mark.parametrize("hidden", [(16, 12), (70,), ()])
 def test_twin_q_mse_backward_equals_autograd_float64(hidden):
     critic = TwinQ(3, 2, hidden=hidden).double()
     obs, act = torch.randn(40, 3, dtype=torch.float64), torch.randn(40, 2, dtype=torch.float64)
@@ -185,13 +186,14 @@ def test_twin_q_mse_backward_falls_back_to_autograd_for_other_critics():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])  # written out / autograd fallback
 @pytest.mark.parametrize("log_std_bias", [0.0, 2.0])  # |u| < 10; log σ beyond the clamp
-def test_sac_actor_loss_backward_equals_autograd_float64(activation, log_std_bias):
+@pytest.mark.parametrize("hidden", [(16, 12), ()])
+def test_sac_actor_loss_backward_equals_autograd_float64(activation, log_std_bias, hidden):
     from stochgrad.rl.agent import frozen
     from stochgrad.rl.sac import _actor_loss_backward
 
     low, high = torch.tensor([-2.0, 0.0]), torch.tensor([2.0, 1.0])
-    actor = SquashedGaussianActor(3, 2, (16, 12), activation, low=low, high=high).double()
-    critic = TwinQ(3, 2, hidden=(16, 12)).double()
+    actor = SquashedGaussianActor(3, 2, hidden, activation, low=low, high=high).double()
+    critic = TwinQ(3, 2, hidden=hidden).double()
     with torch.no_grad():
         actor.net[-1].bias[2:] = log_std_bias
     obs = torch.randn(50, 3, dtype=torch.float64)

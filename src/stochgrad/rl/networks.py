@@ -149,11 +149,10 @@ def _min_q_input_grad(heads, qs, hidden, grad: Tensor, obs_dim: int, need=(False
     g_in = [None, None]
     for linears, hs, rows in zip(heads, hidden, (q1 <= q2, q2 <= q1)):
         idx = rows.nonzero().squeeze(-1)
-        g = half.index_select(0, idx)[:, None] * linears[-1].weight  # [r, width]
-        for k in reversed(range(len(hs))):
-            g = torch.ops.aten.threshold_backward(g, hs[k].index_select(0, idx), 0)  # relu'
-            if k > 0:
-                g = _gemm(g, linears[k].weight.t(), None, False)  # g W_k
+        g = half.index_select(0, idx)[:, None]  # ∂/∂(this head's output), [r, 1]
+        for k in reversed(range(1, len(linears))):
+            g = _gemm(g, linears[k].weight.t(), None, False)  # g W_k: ∂/∂h_{k-1}
+            g = torch.ops.aten.threshold_backward(g, hs[k - 1].index_select(0, idx), 0)
         w0 = linears[0].weight
         for i, cols in enumerate((w0[:, :obs_dim], w0[:, obs_dim:])):
             if need[i]:
