@@ -59,6 +59,9 @@ def test_quick_preset_writes_metrics_figures_and_agents(quick_run):
         assert sum(fracs) == pytest.approx(1.0)
         assert all(f * cfg["n_test"] == round(f * cfg["n_test"]) for f in fracs)
         assert m[f"left_frac.{tag}"] == pytest.approx(fracs[1] + fracs[2])
+        if fracs[3] < 1:
+            share = (fracs[1] + fracs[2]) / (fracs[0] + fracs[1] + fracs[2])
+            assert m[f"left_share.{tag}"] == pytest.approx(share)
         assert 0 <= m[f"hit_frac.{tag}"] <= 1
         if m[f"hit_frac.{tag}"] > 0:
             assert 0 <= m[f"reach_after_obstacle.{tag}"] <= 1

@@ -21,6 +21,9 @@ mean ± standard error over the seeds.  Metrics (``{a}`` as in ``alpha_0.5``, ``
 * ``goal_frac.{agent}.alpha_{a}.{g1,g2,g3,none}``: fraction of the seed's test episodes that end
   at that goal (Fig. 12); ``left_frac`` = g2 + g3; ``left_gain.{agent}``: left_frac at the
   largest α minus at the smallest (002's claim: > 0 for S2AC, no consistent trend for SAC);
+  ``left_share``: left_frac / (1 - none), the left goals' share among the episodes that reach
+  one (not reported for a seed where none does), which a large α's undirected episodes do not
+  dilute;
 * ``hit_frac.{agent}.alpha_{a}``: fraction of the obstacle episodes that hit it;
   ``reach_after_obstacle.{agent}.alpha_{a}``: among those, the fraction that reach a goal after
   the hit (Fig. 16).  Not reported for a seed where no episode hits the obstacle (a run's
@@ -149,7 +152,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (SAC at α = 1, 64 units: 9 of 20 test episodes reach a goal after 12,000 steps, all
     # after 20,000), 64-unit networks, Table 3's SVGD (L = 10, m = 10).  Measured per training
     # step (one thread, interleaved rounds, load average 3-4): sac 1.6 ms, s2ac-phi 16 ms,
-    # s2ac-phi-theta 47 ms, s2ac-amortized 46 ms, so about 22 minutes per seed.
+    # s2ac-phi-theta 47 ms, s2ac-amortized 46 ms; seed 0 took 30 minutes on one core (load
+    # average 4-5).
     "medium": {
         "agents": ("sac", "s2ac-phi-theta"),
         "alphas": (1.0, 20.0),
@@ -471,6 +475,8 @@ def _metrics(cfg, pairs, keys, results) -> dict[str, float]:
         for outcome in OUTCOMES:
             m[f"goal_frac.{tag}.{outcome}"] = fracs[outcome]
         m[f"left_frac.{tag}"] = fracs["g2"] + fracs["g3"]
+        if fracs["none"] < 1:
+            m[f"left_share.{tag}"] = m[f"left_frac.{tag}"] / (1 - fracs["none"])
         m[f"test_return.{tag}"] = float(plain.ret.mean())
         n_hit, n_reached = blocked.reach_after()
         m[f"hit_frac.{tag}"] = n_hit / len(blocked.goal)
