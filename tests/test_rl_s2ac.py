@@ -237,6 +237,9 @@ def test_bad_input_is_named():
         make_agent("s2ac", "Pendulum-v1")
     with pytest.raises(ValueError, match="device"):
         S2AC("Pendulum-v1", device="tpu")
+    if not torch.cuda.is_available():  # --device cuda says why it cannot
+        with pytest.raises(ValueError, match="cuda.*is_available"):
+            make_agent("sac", "Pendulum-v1", device="cuda")
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
