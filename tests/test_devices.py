@@ -70,6 +70,17 @@ TINY = {
         "polyak_decay=0.5",
     ],
     "vae-grid": ["n_train=128", "n_test=20", "epochs=1", "batch=32", "n_z=4", "iwae_samples=5"],
+    "rl-multigoal": [
+        "agents=sac,s2ac-phi-theta",
+        "total_steps=60",
+        "learning_starts=30",
+        "hidden=8",
+        "n_steps=2",
+        "n_test=3",
+        "entropy_grid=3",
+        "checkpoint_every=30",
+    ],
+    "rl-action-time": ["envs=hopper", "hidden=8,8", "warmup_calls=1", "rounds=2", "calls=2"],
 }
 
 

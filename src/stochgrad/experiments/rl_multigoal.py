@@ -270,10 +270,10 @@ def run_episodes(agent: OffPolicyAgent, n: int, obstacle: bool) -> Episodes:
     return Episodes(*map(torch.from_numpy, (positions, goal, goal_step, hit_step, ret)))
 
 
-def state_grid(n: int) -> Tensor:
+def state_grid(n: int, device: torch.device | str = "cpu") -> Tensor:
     """``n * n`` states spanning [-7, 7]², row-major with y descending (an image's rows),
     ``[n * n, 2]``."""
-    axis = torch.linspace(-BOUND, BOUND, n)
+    axis = torch.linspace(-BOUND, BOUND, n, device=device)
     y, x = torch.meshgrid(axis.flip(0), axis, indexing="ij")
     return torch.stack([x, y], -1).reshape(-1, 2)
 
@@ -386,7 +386,7 @@ def run(cfg: RlMultigoalConfig, ctx) -> dict[str, float]:
     agent_dir.mkdir(parents=True, exist_ok=True)
     done: dict[str, dict[str, Any]] = state["done"]
     current: dict[str, Any] | None = state["current"]
-    grid = state_grid(cfg.entropy_grid)
+    grid = state_grid(cfg.entropy_grid, ctx.device)
     progress = _Progress(
         ctx,
         len(pairs) * cfg.total_steps,
@@ -468,7 +468,7 @@ def _train(cfg, ctx, name, alpha, key, index, agent_dir, done, current, progress
 
 def _metrics(cfg, pairs, keys, results) -> dict[str, float]:
     m: dict[str, float] = {}
-    left_x = state_grid(cfg.entropy_grid)[:, 0]
+    left_x = state_grid(cfg.entropy_grid, "cpu")[:, 0]
     for (name, alpha), key in zip(pairs, keys, strict=True):
         plain, blocked, entropy = results[key]
         tag = f"{name}.{alpha_key(alpha)}"

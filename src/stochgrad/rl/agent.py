@@ -95,12 +95,13 @@ class OffPolicyAgent:
         self.device = resolve_agent_device(device)
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
         self.act_dim = int(np.prod(space.shape))
-        self.low = torch.as_tensor(space.low, dtype=torch.float32).reshape(-1)
-        self.high = torch.as_tensor(space.high, dtype=torch.float32).reshape(-1)
+        self.low = torch.as_tensor(space.low, dtype=torch.float32, device="cpu").reshape(-1)
+        self.high = torch.as_tensor(space.high, dtype=torch.float32, device="cpu").reshape(-1)
         if not bool(torch.isfinite(self.low).all() and torch.isfinite(self.high).all()):
             raise ValueError("the action space must be bounded (tanh policies map onto it)")
         torch.manual_seed(seed)
-        self._build()
+        with torch.device(self.device):  # every network and tensor of the agent on its device
+            self._build()
         self.buffer = ReplayBuffer(buffer_size, self.obs_dim, self.act_dim, self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.num_steps = 0
