@@ -262,12 +262,14 @@ class S2AC(OffPolicyAgent):
         self, obs: Tensor, m: int | None = None, log_density: bool = True
     ) -> tuple[Tensor, Tensor, Tensor]:
         """m particles of π(·|s) by L SVGD steps: (actions ``[batch, m, d]``, log π(a|s)
-        ``[batch, m]``, fraction of particles outside μ ± tσ ``[]``); ``log_density=False``
-        skips the log-density (acting needs only the particles) and returns NaN for it.  Differentiable in θ
-        (through u^0 and the steps) when grad is enabled; FloatingPointError if the particles
-        or their log-density become NaN/Inf (under ``no_grad`` the steps still take
-        ∇_u log p by autograd, without keeping a graph); the critic's parameters get no
-        gradient from it."""
+        ``[batch, m]``, fraction of particles outside μ ± tσ ``[]``).
+
+        ``log_density=False`` skips the log-density (acting needs only the particles) and
+        returns NaN for it.  Differentiable in θ (through u^0 and the steps) when grad is
+        enabled; under ``no_grad`` the steps still take ∇_u log p by autograd, keeping no graph.
+        The critic's parameters get no gradient.  FloatingPointError if the particles or their
+        log-density become NaN/Inf.
+        """
         hp = self.hparams
         m = hp["n_particles"] if m is None else m
         u0, log_q0, init = self.initial_particles(obs, m)
