@@ -4,6 +4,7 @@ input is named."""
 
 import math
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -150,23 +151,66 @@ def test_sample_with_a_learned_critic_matches_plain_autograd_values_and_gradient
 
 
 def test_initial_log_density_is_the_truncated_gaussian():
-    """log q^0 of S2AC(φ, θ) integrates to one over the box μ ± tσ (Monte Carlo on the box)."""
+    """The agent's log q^0 of S2AC(φ, θ) is a normalized density on the box μ ± tσ:
+    E_{q^0}[1 / q^0] equals the box's volume Π 2tσ (t = 1, d = 1, 200k draws)."""
     agent = S2AC("Pendulum-v1", variant="phi-theta", hidden=(8,), particle_range=1.0, seed=0)
     obs = torch.zeros(1, 3)
-    mean, std = agent.init(obs)
-    n = 200_000
     torch.manual_seed(0)
-    xi = torch.rand(1, n, 1, dtype=torch.float64) * 2 - 1  # uniform on the standardized box
-    u = (mean.double() + std.double() * xi).float()
-    log_q0 = (
-        -0.5 * (xi**2 + math.log(2 * math.pi))
-        - std.double().log()
-        - math.log(math.erf(1 / math.sqrt(2)))
-    )
-    box = float(2 * std.detach())  # the box's length
-    integral = float(log_q0.exp().mean() * box)
-    assert abs(integral - 1) < 3e-3, integral
-    assert u.shape == (1, n, 1)
+    with torch.no_grad():
+        u, log_q0, init = agent.initial_particles(obs, 200_000)
+        mean, std = init[0], init[1]
+    assert bool(((u - mean).abs() <= std * (1 + 1e-6)).all())
+    inv_q = (-log_q0.double()).exp()
+    volume = float(2 * std.double().prod())
+    se = float(inv_q.std()) / inv_q.numel() ** 0.5
+    assert abs(float(inv_q.mean()) - volume) < 4 * se + 1e-9, (float(inv_q.mean()), volume, se)
+
+
+class BoxEnv(gym.Env):
+    """obs in R^3, actions in a box with unequal scales and a nonzero centre."""
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        low = np.array([-0.2, -3.0, -1.0], np.float32)
+        self.action_space = gym.spaces.Box(low, np.array([0.8, 1.0, 5.0], np.float32))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, True, {}
+
+
+def test_closed_form_score_and_laplacian_equal_autograd_with_scaled_bounds():
+    torch.set_default_dtype(torch.float64)
+    try:
+        agent = S2AC(BoxEnv(), hidden=(16, 16), alpha=0.7, seed=0)
+        agent.scale, agent.bias = agent.scale.double(), agent.bias.double()
+        obs, u = torch.randn(4, 3), torch.randn(4, 5, 3)
+        score, trace = agent.score_trace(obs, u)
+        x = u.clone().requires_grad_(True)
+        (s_ref,) = torch.autograd.grad(agent.log_target(obs, x).sum(), x, create_graph=True)
+        tr_ref = sum(
+            torch.autograd.grad(s_ref[..., k].sum(), x, retain_graph=True)[0][..., k]
+            for k in range(3)
+        )
+    finally:
+        torch.set_default_dtype(torch.float32)
+    torch.testing.assert_close(score, s_ref.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(trace, tr_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["phi-theta", "amortized"])
+def test_actor_and_amortized_losses_send_no_gradient_to_the_critic(variant):
+    agent = small(variant)
+    agent.learn(200)  # 10 updates
+    calls = []
+    hooks = [p.register_hook(lambda g: calls.append(1)) for p in agent.critic.parameters()]
+    agent.update()
+    for h in hooks:
+        h.remove()
+    assert len(calls) == len(list(agent.critic.parameters()))  # the critic loss only
 
 
 def test_truncated_standard_normal_stays_in_range_with_the_truncated_moments():
@@ -231,6 +275,8 @@ def test_bad_input_is_named():
         S2AC("Pendulum-v1", variant="theta")
     with pytest.raises(ValueError, match="alpha"):
         S2AC("Pendulum-v1", alpha=0.0)
+    with pytest.raises(ValueError, match="bandwidth"):
+        S2AC("Pendulum-v1", bandwidth=-1.0)
     with pytest.raises(ValueError, match="n_particles"):
         S2AC("Pendulum-v1", n_particles=1)
     with pytest.raises(ValueError, match="agent must be one of"):

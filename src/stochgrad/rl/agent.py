@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -259,7 +260,16 @@ class OffPolicyAgent:
             else:
                 obj.load_state_dict(s["objects"][key])
         self.buffer.load_state_dict(s["buffer"])
-        self.generator.set_state(s["generator"].cpu())
+        try:
+            self.generator.set_state(s["generator"].cpu())
+        except RuntimeError:  # saved with a generator of another device kind (cpu <-> cuda)
+            warnings.warn(
+                "the checkpoint's replay-sampling generator was saved on another device kind; "
+                "it is reseeded from (seed, step): training continues, not bit-identically",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.generator.manual_seed(self.hparams["seed"] * 1_000_003 + int(s["num_steps"]))
         torch.set_rng_state(s["torch_rng"].cpu())
         self.num_steps = int(s["num_steps"])
         self.episode = int(s["episode"])

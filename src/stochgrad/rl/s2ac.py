@@ -168,8 +168,16 @@ class S2AC(OffPolicyAgent):
         n_steps = DEFAULT_STEPS[variant] if n_steps is None else n_steps
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
             raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
-        if isinstance(bandwidth, str) and bandwidth not in BANDWIDTH_HEURISTICS:
-            raise ValueError(f"bandwidth must be > 0 or one of {BANDWIDTH_HEURISTICS}")
+        if isinstance(bandwidth, str):
+            if bandwidth not in BANDWIDTH_HEURISTICS:
+                raise ValueError(f"bandwidth must be > 0 or one of {BANDWIDTH_HEURISTICS}")
+        elif (
+            isinstance(bandwidth, bool)
+            or not isinstance(bandwidth, (int, float))
+            or not math.isfinite(bandwidth)
+            or bandwidth <= 0
+        ):
+            raise ValueError(f"bandwidth must be a number > 0 or one of {BANDWIDTH_HEURISTICS}")
         if self_term not in SELF_TERMS:
             raise ValueError(f"self_term must be one of {SELF_TERMS}, got {self_term!r}")
         super().__init__(
@@ -233,7 +241,9 @@ class S2AC(OffPolicyAgent):
             th = torch.tanh(x)
             a = th * self.scale + self.bias
             obs_m = obs.unsqueeze(1).expand(-1, u.shape[1], -1)
-            (grad_q,) = torch.autograd.grad(self.critic.min_q(obs_m, a).sum(), a, create_graph=keep)
+            # ∇_a Q is piecewise constant in a: no graph through it (∇²_a Q = 0 a.e.), the
+            # dependence on u is all in tanh(u) below
+            (grad_q,) = torch.autograd.grad(self.critic.min_q(obs_m, a).sum(), a)
         g = 1 - th * th
         gq = grad_q * self.scale / self.alpha  # ∂(Q/α)/∂tanh(u)
         score = gq * g - 2 * th
@@ -377,10 +387,11 @@ class S2AC(OffPolicyAgent):
         z = torch.randn(obs.shape[0], 2 * m, d, device=obs.device)
         u = self.sampler(obs.unsqueeze(1).expand(-1, 2 * m, -1), z)  # [batch, 2m, d]
         a, x = u[:, :m].detach(), u[:, m:]  # the fixed set and the updated outputs
-        with frozen(self.critic), torch.enable_grad():
-            score = score_from_energy(lambda v: -self.log_target(obs, v))(
-                a.requires_grad_(True)
-            ).detach()
+        with frozen(self.critic):
+            if self._piecewise_linear:
+                score = self.score_trace(obs, a)[0]
+            else:
+                score = score_from_energy(lambda v: -self.log_target(obs, v))(a).detach()
         with torch.no_grad():
             a = a.detach()
             bw = self.hparams["bandwidth"]
