@@ -90,7 +90,7 @@ class ActionTimeConfig:
     bandwidth: str = "authors"
     """SVGD kernel bandwidth: a heuristic (median, authors, paper) or a number."""
     self_term: str = DEFAULT_SELF_TERM
-    """S2AC's log-density variant (stochgrad.entropy.svgd); act() computes it too."""
+    """S2AC's log-density variant (stochgrad.entropy.svgd); act() skips the log-density."""
     deterministic: bool = False
     """act(obs, deterministic): False is the call made while collecting experience."""
     warmup_calls: int = 20

@@ -64,6 +64,11 @@ def log1m_tanh2(u: Tensor) -> Tensor:
     return 2 * (math.log(2) - u - F.softplus(-2 * u))
 
 
+def per_particle(obs: Tensor, m: int) -> Tensor:
+    """Each state repeated for its m particles (a view): ``[batch, obs]`` -> ``[batch, m, obs]``."""
+    return obs.unsqueeze(1).expand(-1, m, -1)
+
+
 def normal_log_prob(xi: Tensor) -> Tensor:
     """Σ log N(ξ_k; 0, 1) over the last dimension."""
     return -0.5 * (xi.pow(2) + LOG_2PI).sum(-1)
@@ -226,7 +231,7 @@ class S2AC(OffPolicyAgent):
     def log_target(self, obs: Tensor, u: Tensor) -> Tensor:
         """log p(u|s) + const = min Q(s, a(u))/α + Σ log(1 - tanh² u), the density of u that
         maps to exp(Q/α) on actions; obs ``[batch, obs]``, u ``[batch, m, d]`` -> ``[batch, m]``."""
-        obs_m = obs.unsqueeze(1).expand(-1, u.shape[1], -1)
+        obs_m = per_particle(obs, u.shape[1])
         return self.critic.min_q(obs_m, self.squash(u)) / self.alpha + log1m_tanh2(u).sum(-1)
 
     def score_trace(self, obs: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
@@ -240,7 +245,7 @@ class S2AC(OffPolicyAgent):
             x = u if keep else u.detach().requires_grad_(True)
             th = torch.tanh(x)
             a = th * self.scale + self.bias
-            obs_m = obs.unsqueeze(1).expand(-1, u.shape[1], -1)
+            obs_m = per_particle(obs, u.shape[1])
             # ∇_a Q is piecewise constant in a: no graph through it (∇²_a Q = 0 a.e.), the
             # dependence on u is all in tanh(u) below
             (grad_q,) = torch.autograd.grad(self.critic.min_q(obs_m, a).sum(), a)
@@ -324,7 +329,7 @@ class S2AC(OffPolicyAgent):
         # the steps take ∇_a Q by autograd also under no_grad; acting needs no log-density
         actions, _, _ = self.sample(obs, log_density=False)
         if deterministic:
-            obs_m = obs.unsqueeze(1).expand(-1, actions.shape[1], -1)
+            obs_m = per_particle(obs, actions.shape[1])
             idx = self.critic.min_q(obs_m, actions).argmax(-1)
         else:
             idx = torch.randint(actions.shape[1], (obs.shape[0],), device=obs.device)
@@ -352,7 +357,7 @@ class S2AC(OffPolicyAgent):
         b = self.buffer.sample(hp["batch_size"], self.generator)
         with torch.no_grad():  # eq. 8's target: E_i[min Q̄(s', a'_i) - α log π(a'_i|s')]
             next_a, next_log_pi, _ = self.sample(b.next_obs)
-            obs_m = b.next_obs.unsqueeze(1).expand(-1, next_a.shape[1], -1)
+            obs_m = per_particle(b.next_obs, next_a.shape[1])
             next_q = self.critic_target.min_q(obs_m, next_a)
             next_v = (next_q - self.alpha * next_log_pi).mean(-1)
             target = b.reward + hp["gamma"] * (1 - b.done) * next_v
@@ -365,7 +370,7 @@ class S2AC(OffPolicyAgent):
 
         if self.init is not None:  # eq. 9: max E[Q(s, a^L)] + α H, through the SVGD steps
             action, log_pi, outside = self.sample(b.obs)
-            obs_m = b.obs.unsqueeze(1).expand(-1, action.shape[1], -1)
+            obs_m = per_particle(b.obs, action.shape[1])
             with frozen(self.critic):
                 actor_loss = (self.alpha * log_pi - self.critic.min_q(obs_m, action)).mean()
                 self.init_opt.zero_grad(set_to_none=True)
@@ -385,7 +390,7 @@ class S2AC(OffPolicyAgent):
         sum), i.e. ``ψ ← ψ + lr · Σ Δf ∂f_ψ/∂ψ`` through the surrogate loss ``-Σ Δf · x``."""
         m, d = self.hparams["n_particles"], self.act_dim
         z = torch.randn(obs.shape[0], 2 * m, d, device=obs.device)
-        u = self.sampler(obs.unsqueeze(1).expand(-1, 2 * m, -1), z)  # [batch, 2m, d]
+        u = self.sampler(per_particle(obs, 2 * m), z)  # [batch, 2m, d]
         a, x = u[:, :m].detach(), u[:, m:]  # the fixed set and the updated outputs
         with frozen(self.critic):
             if self._piecewise_linear:
