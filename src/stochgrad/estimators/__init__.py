@@ -1,6 +1,7 @@
 """Gradient estimators for d/dθ E_{p(b|θ)}[f(b)] (papers 003, 004)."""
 
 from .control_variates import (
+    BaselineControlVariate,
     ConcreteControlVariate,
     ControlVariate,
     MovingAverageBaseline,
@@ -27,6 +28,7 @@ from .estimators import (
 from .relaxations import BernoulliRelaxation, CategoricalRelaxation, Relaxation, as_relaxation
 
 __all__ = [
+    "BaselineControlVariate",
     "BernoulliRelaxation",
     "CategoricalRelaxation",
     "ConcreteControlVariate",

@@ -201,6 +201,33 @@ class NeuralControlVariate(ControlVariate):
         return self.scale * out
 
 
+class BaselineControlVariate(ControlVariate):
+    """c_φ(z, s) = b_φ(s): a baseline of the condition alone as a control-variate term.
+
+    With a state-value network this is the V(s) of 004 section 6.3's c_φ(a, s) = V(s) + ĉ(a, s);
+    add the action-dependent ĉ as a :class:`NeuralControlVariate`.  Trained, like every control
+    variate, by :func:`~stochgrad.estimators.variance_loss`.
+    """
+
+    def __init__(self, baseline: nn.Module) -> None:
+        super().__init__()
+        self.baseline = baseline
+
+    def forward(self, z: Tensor, f: Objective, cond: Tensor | None = None) -> Tensor:
+        out = self.baseline(cond)
+        if out.shape != (z.shape[0],):
+            raise ValueError(
+                f"baseline must return [batch] = ({z.shape[0]},), got {tuple(out.shape)}"
+            )
+        return out
+
+    def pair(
+        self, z1: Tensor, z2: Tensor, f: Objective, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        out = self(z1, f, cond)  # independent of z: one evaluation serves both points
+        return out, out
+
+
 class MovingAverageBaseline(nn.Module):
     """b = exponential moving average of f (a constant baseline for REINFORCE)."""
 

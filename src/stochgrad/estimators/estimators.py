@@ -46,7 +46,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_batch, check_finite, evaluate_f
+from ._checks import check_batch, check_finite, check_tensor, evaluate_f
 from .control_variates import ControlVariate
 from .relaxations import BernoulliRelaxation, CategoricalRelaxation, Relaxation, as_relaxation
 
@@ -133,6 +133,30 @@ def _finish(
     return Estimate(per_example, b, fb, log_prob, reduction=reduction, **extra)
 
 
+def _given_sample(
+    dist: torch.distributions.Distribution | Relaxation, sample: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(b, log p(b|θ)) for a caller-drawn ``sample`` of ``dist`` (detached, checked)."""
+    b = check_finite(check_tensor(sample, "sample"), "sample").detach()
+    if isinstance(dist, torch.distributions.Categorical):
+        relaxation = CategoricalRelaxation(logits=dist.logits)
+        if b.shape != relaxation.logits.shape[:-1] or b.is_floating_point():
+            raise ValueError(
+                f"sample must be class indices of shape {tuple(relaxation.logits.shape[:-1])} "
+                f"for a Categorical, got dtype {b.dtype} shape {tuple(b.shape)}"
+            )
+        return b, relaxation.log_theta.gather(-1, b.unsqueeze(-1)).squeeze(-1)
+    if isinstance(dist, torch.distributions.Distribution) and not isinstance(dist, _DISCRETE):
+        return b, dist.log_prob(b)
+    relaxation = as_relaxation(dist, "reinforce")
+    if b.shape != relaxation.logits.shape:
+        raise ValueError(
+            f"sample must have the shape of the logits {tuple(relaxation.logits.shape)} "
+            f"(0/1 or one-hot floats), got {tuple(b.shape)}"
+        )
+    return b, relaxation.log_prob(b)
+
+
 def _check_baseline(baseline: object, batch: int) -> Tensor | float:
     if isinstance(baseline, Tensor):
         check_finite(baseline, "baseline")
@@ -189,6 +213,7 @@ def reinforce(
     *,
     reduction: str = "mean",
     generator: torch.Generator | None = None,
+    sample: Tensor | None = None,
 ) -> Estimate:
     """Score-function estimator ĝ = (f(b) - baseline) ∂/∂θ log p(b|θ) (003 eq. 2).
 
@@ -197,10 +222,14 @@ def reinforce(
     :class:`CategoricalRelaxation`, 0/1 floats for Bernoulli; masked classes (logit -inf) are
     never drawn.  ``baseline``: a finite number, ``[batch]`` tensor or ``None``; it may carry
     the graph of its own parameters (for the variance objective); any dependence on θ is
-    ignored.  ``generator`` drives the draws of discrete distributions.
+    ignored.  ``generator`` drives the draws of discrete distributions.  ``sample``: a b drawn
+    beforehand from ``dist`` (in what ``sample()`` returns; e.g. the actions an RL rollout took),
+    used instead of a new draw.
     """
     _check_reduction(reduction)
-    if isinstance(dist, (BernoulliRelaxation, CategoricalRelaxation)):
+    if sample is not None:
+        b, log_p = _given_sample(dist, sample)
+    elif isinstance(dist, (BernoulliRelaxation, CategoricalRelaxation)):
         b = dist.sample(generator)
         log_p = dist.log_prob(b)
     elif isinstance(dist, torch.distributions.Categorical):
@@ -298,18 +327,29 @@ def lax(
     cond: Tensor | None = None,
     *,
     reduction: str = "mean",
+    sample: Tensor | None = None,
 ) -> Estimate:
     """LAX: ĝ = [f(b) - c_φ(b)] ∂/∂θ log p(b|θ) + ∂/∂θ c_φ(b), b = T(θ, ε) (003 eq. 8).
 
     ``f`` is only queried (black box) at b ``[batch, ...]``; ``dist`` must support
     ``rsample``.  The pathwise term of c reaches the parameters through b only (module
-    docstring), so c may also depend on θ directly or on f's parameters.
+    docstring), so c may also depend on θ directly or on f's parameters.  ``sample``: a
+    reparameterized b = T(θ, ε) built by the caller, attached to θ (e.g. ``loc + scale * ε``
+    with the ε an RL rollout stored), used instead of ``dist.rsample()``.
     """
     _check_reduction(reduction)
     _check_control_variate(control_variate, "lax")
     if not getattr(dist, "has_rsample", False):
         raise TypeError(f"LAX needs a reparameterizable dist (rsample), got {type(dist).__name__}")
-    b = dist.rsample()
+    if sample is not None:
+        b = check_finite(check_tensor(sample, "sample", floating=True), "sample")
+        if not b.requires_grad:
+            raise ValueError(
+                "sample must be a reparameterized draw attached to θ (b = T(θ, ε) with "
+                "requires_grad), not a detached tensor: LAX's pathwise term needs ∂b/∂θ"
+            )
+    else:
+        b = dist.rsample()
     batch = check_batch(b, "dist batch shape")
     b_fixed = b.detach()
     log_p = _sum_units(dist.log_prob(b_fixed), batch)
@@ -326,13 +366,26 @@ def _relaxed_sample(
     estimator: str,
     control_variate: object,
     reduction: str,
+    noise: Tensor | None = None,
 ) -> tuple[Relaxation, Tensor, Tensor, int, Tensor, Tensor]:
     """z ~ p(z|θ), b = H(z), log p(b|θ) summed over units, and f(b) (checked)."""
     _check_reduction(reduction)
     _check_control_variate(control_variate, estimator)
     relaxation = as_relaxation(dist, estimator)
     batch = check_batch(relaxation.logits, "logits")
-    z = relaxation.rsample_z(relaxation.sample_noise(generator))
+    if noise is None:
+        noise = relaxation.sample_noise(generator)
+    else:
+        check_tensor(noise, "noise", floating=True)
+        if noise.shape != relaxation.logits.shape:
+            raise ValueError(
+                f"noise must have the shape of the logits {tuple(relaxation.logits.shape)}, "
+                f"got {tuple(noise.shape)}"
+            )
+        if not bool(((noise > 0) & (noise < 1)).all()):
+            raise ValueError("noise must hold uniforms strictly inside (0, 1)")
+        noise = noise.detach().to(relaxation.logits.dtype)
+    z = relaxation.rsample_z(noise)
     b = relaxation.hard(z)
     log_p = _sum_units(relaxation.log_prob(b), batch)
     return relaxation, z, b, batch, log_p, evaluate_f(f, b, batch)
@@ -347,15 +400,18 @@ def relax(
     tied_noise: bool = True,
     reduction: str = "mean",
     generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> Estimate:
     """RELAX: ĝ = [f(b) - c_φ(z̃)] ∂ log p(b|θ) + ∂ c_φ(z) - ∂ c_φ(z̃) (003 eq. 10).
 
     b = H(z), z ~ p(z|θ), z̃ ~ p(z|b, θ).  ``tied_noise`` draws z̃ from the same uniform as z.
     ``f`` receives b as floats (0/1, or one-hot ``[batch, ..., k]`` also for a torch
     ``Categorical``); a control variate that evaluates f (REBAR) passes it relaxed vectors.
-    REBAR is the special case ``control_variate = ConcreteControlVariate(...)``.
+    REBAR is the special case ``control_variate = ConcreteControlVariate(...)``.  ``noise``:
+    the uniforms u of z = log θ - log(-log u) (logits' shape), drawn beforehand (e.g. stored by
+    an RL rollout that took b = H(z)), used instead of a new draw.
     """
-    return _relax(dist, f, control_variate, cond, tied_noise, reduction, generator, "relax")
+    return _relax(dist, f, control_variate, cond, tied_noise, reduction, generator, "relax", noise)
 
 
 def _relax(
@@ -367,9 +423,10 @@ def _relax(
     reduction: str,
     generator: torch.Generator | None,
     name: str,
+    noise: Tensor | None = None,
 ) -> Estimate:
     relaxation, z, b, _, log_p, fb = _relaxed_sample(
-        dist, f, generator, name, control_variate, reduction
+        dist, f, generator, name, control_variate, reduction, noise
     )
     z_tilde = relaxation.conditional_z(b, z if tied_noise else None, generator)
     c, c_tilde = _pair(control_variate, z, z_tilde, f, cond)
@@ -386,6 +443,7 @@ def rebar(
     tied_noise: bool = True,
     reduction: str = "mean",
     generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> Estimate:
     """REBAR (Tucker et al. 2017): RELAX with c(z) = η f(σ_λ(z)) (003 section 3.4).
 
@@ -393,7 +451,7 @@ def rebar(
     receives b (0/1 or one-hot floats) and the relaxed vectors σ_λ(z), σ_λ(z̃) of the same
     shape.
     """
-    return _relax(dist, f, control_variate, cond, tied_noise, reduction, generator, "rebar")
+    return _relax(dist, f, control_variate, cond, tied_noise, reduction, generator, "rebar", noise)
 
 
 def dlax(
@@ -404,15 +462,17 @@ def dlax(
     *,
     reduction: str = "mean",
     generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> Estimate:
     """DLAX: ĝ = f(b) ∂ log p(b|θ) - c_φ(z) ∂ log p(z|θ) + ∂ c_φ(z), b = H(z) (004 eq. 7).
 
     The last term is taken through z only (``c(z) - c(stop(z))``, module docstring), which
     keeps DLAX unbiased for parameters inside f when c evaluates f (REBAR's control variate)
-    and for f depending on θ (004 eq. 11).  f receives b as for :func:`relax`.
+    and for f depending on θ (004 eq. 11).  f receives b as for :func:`relax`; ``noise`` as
+    for :func:`relax`.
     """
     relaxation, z, b, batch, log_p, fb = _relaxed_sample(
-        dist, f, generator, "dlax", control_variate, reduction
+        dist, f, generator, "dlax", control_variate, reduction, noise
     )
     z_fixed = z.detach()
     log_p_z = _sum_units(relaxation.log_prob_z(z_fixed), batch)

@@ -5,6 +5,7 @@
 - :class:`TwinQ` critics, :func:`polyak_update` for targets;
 - :class:`SquashedGaussianActor` (tanh bounds with the log-det correction);
 - ``stochgrad.rl.envs``: the multigoal environment ``stochgrad/MultiGoal-v0``;
+- :class:`PolicyGradient` (``rl/pg.py``): on-policy A2C, RELAX and LAX, one update per episode;
 - agents: :class:`~stochgrad.rl.sac.SAC` and :class:`~stochgrad.rl.s2ac.S2AC` (variants
   ``phi``, ``phi-theta``, ``amortized``), built by name with :func:`make_agent`.
 """
@@ -19,6 +20,7 @@ from . import envs  # noqa: F401 - registers stochgrad/MultiGoal-v0 with Gymnasi
 from .agent import OffPolicyAgent
 from .buffer import Batch, ReplayBuffer
 from .networks import SquashedGaussianActor, TwinQ, polyak_update, squashed_log_prob
+from .pg import PG_ESTIMATORS, PolicyGradient, episodes_to_solve
 from .sac import SAC
 
 AGENTS = ("sac", "s2ac-phi", "s2ac-phi-theta", "s2ac-amortized")
@@ -48,13 +50,16 @@ def agent_class(name: str) -> type[OffPolicyAgent]:
 
 __all__ = [
     "AGENTS",
+    "PG_ESTIMATORS",
     "SAC",
     "Batch",
     "OffPolicyAgent",
+    "PolicyGradient",
     "ReplayBuffer",
     "SquashedGaussianActor",
     "TwinQ",
     "agent_class",
+    "episodes_to_solve",
     "make_agent",
     "polyak_update",
     "squashed_log_prob",
