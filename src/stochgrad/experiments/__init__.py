@@ -4,6 +4,7 @@ from . import (
     ardae_energy,  # noqa: F401
     ardae_maxent,  # noqa: F401
     ardae_mog_error,  # noqa: F401
+    pg,  # noqa: F401
     relax_toy,  # noqa: F401
     rl_action_time,  # noqa: F401
     rl_multigoal,  # noqa: F401
