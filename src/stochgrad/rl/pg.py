@@ -312,7 +312,7 @@ class PolicyGradient:
         critic_params = list(self._critic.parameters())
         critic_grads = torch.autograd.grad(critic_loss, critic_params, allow_unused=True)
         stats = {
-            "critic_loss": float(critic_loss),
+            "critic_loss": float(critic_loss.detach()),
             "grad_norm": float(torch.sqrt(sum(x.detach().pow(2).sum() for x in g))),
         }
         if not all(math.isfinite(v) for v in stats.values()):

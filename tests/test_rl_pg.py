@@ -1,0 +1,326 @@
+"""The policy-gradient learner (rl/pg.py): A2C, RELAX and LAX are unbiased on a one-step bandit
+with a closed-form gradient (z-tests), the returns, the solve criterion, resume and errors.
+
+The bandit z-tests follow tests/test_estimators.py: N independent one-step episodes are one
+batch whose policy has one independent copy of θ per row (a per-row logits / mean / log σ
+parameter), so each row's gradient is one single-episode estimate ĝ of ∂/∂θ E_π[r(a)]; its
+mean must lie within 4 standard errors of the closed form for every coordinate, and an
+estimator with a term left out must fail.  The control variate c = V(s) + ĉ(z, s) is the
+learner's own (10-10 ReLU networks), first trained by the variance objective for a few steps.
+"""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stochgrad.rl import PolicyGradient, episodes_to_solve
+from stochgrad.rl.pg import discounted_returns, n_step_returns
+
+N = 40_000  # one-step episodes per z-test (rows of the per-row policy)
+Z_BOUND = 4.0
+REWARDS = torch.tensor([1.0, -0.5, 2.0])  # r(a) of the discrete bandit
+TARGET = torch.tensor([0.7, -1.2])  # r(a) = -||a - TARGET||² of the continuous bandit
+
+
+class Bandit(gym.Env):
+    """One step from a fixed observation; reward r(a)."""
+
+    def __init__(self, discrete: bool) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        if discrete:
+            self.action_space = gym.spaces.Discrete(3)
+        else:
+            self.action_space = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)
+        self.discrete = discrete
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.array([0.3, -0.6], np.float32), {}
+
+    def step(self, action):
+        if self.discrete:
+            reward = float(REWARDS[int(action)])
+        else:
+            reward = -float(((torch.as_tensor(action) - TARGET) ** 2).sum())
+        return np.array([0.3, -0.6], np.float32), reward, True, False, {}
+
+
+class RowLogits(nn.Module):
+    """Per-row logits ``[N, k]``: row i is episode i's own copy of θ."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(logits)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits[: obs.shape[0]] if obs.dim() == 2 else self.logits[0]
+
+
+class RowGaussian(nn.Module):
+    """Per-row mean and log σ ``[N, d]``; returns (mean, std) as GaussianPolicy does."""
+
+    def __init__(self, mean: torch.Tensor, log_std: torch.Tensor) -> None:
+        super().__init__()
+        self.mean, self.log_std = nn.Parameter(mean), nn.Parameter(log_std)
+
+    def forward(self, obs: torch.Tensor):
+        n = obs.shape[0] if obs.dim() == 2 else 1
+        return self.mean[:n], self.log_std[:n].exp()
+
+
+def bandit_episode(agent: PolicyGradient, n: int, generator: torch.Generator) -> dict:
+    """n one-step episodes as one batch, acting with each row's own θ."""
+    obs = torch.tensor([[0.3, -0.6]]).expand(n, 2).contiguous()
+    with torch.no_grad():
+        if agent.discrete:
+            noise = torch.rand(n, 3, generator=generator).clamp_(1e-7, 1 - 1e-7)
+            actions = agent._action(obs, noise)
+            rewards = REWARDS[actions]
+        else:
+            noise = torch.randn(n, 2, generator=generator)
+            actions = agent._action(obs, noise)
+            rewards = -((actions - TARGET) ** 2).sum(-1)
+    return {
+        "states": obs, "noise": noise, "actions": actions, "rewards": rewards.numpy(),
+        "final_state": obs[0], "terminated": True,
+    }  # fmt: skip
+
+
+def make_bandit_agent(estimator: str, discrete: bool) -> tuple[PolicyGradient, torch.Tensor]:
+    """The learner on the bandit, its policy replaced by per-row parameters, and its c trained
+    by its own updates for a few batches; returns (agent, the closed-form gradient per row)."""
+    agent = PolicyGradient(Bandit(discrete), estimator, cv_scale=3.0, seed=0)
+    # each row is its own one-step episode: its return is its reward (not a sum over rows)
+    agent.returns = lambda episode: torch.as_tensor(episode["rewards"], dtype=torch.float32)
+    g = torch.Generator().manual_seed(1)
+    if discrete:
+        agent.policy = RowLogits(torch.tensor([[0.2, -0.4, 0.1]]).repeat(N, 1))
+    else:
+        agent.policy = RowGaussian(
+            torch.tensor([[0.1, 0.4]]).repeat(N, 1), torch.tensor([[-0.3, 0.2]]).repeat(N, 1)
+        )
+    agent.policy_optimizer = torch.optim.Adam(agent.policy.parameters(), lr=0.01)
+    for _ in range(20):  # train c (and V) by the learner's own update; θ moves too
+        agent.update(bandit_episode(agent, 256, g))
+    if discrete:
+        logits = agent.policy.logits.detach()[:1].requires_grad_(True)
+        expected = (torch.softmax(logits, -1) * REWARDS).sum()
+        exact = torch.autograd.grad(expected, logits)[0][0]
+    else:
+        mean = agent.policy.mean.detach()[:1].requires_grad_(True)
+        log_std = agent.policy.log_std.detach()[:1].requires_grad_(True)
+        expected = -(((mean - TARGET) ** 2) + torch.exp(2 * log_std)).sum()  # E[-||a - c||²]
+        exact = torch.cat([g[0] for g in torch.autograd.grad(expected, [mean, log_std])])
+    return agent, exact
+
+
+def per_row_gradient(agent: PolicyGradient, episode: dict) -> torch.Tensor:
+    """ĝ of each one-step episode, ``[N, p]`` (row i: ∂ surrogate / ∂ θ_i)."""
+    g, _, _ = agent.policy_gradient(episode)
+    n = episode["states"].shape[0]  # the policy may hold more rows than the episode used
+    return torch.cat([x.detach()[:n] for x in g], dim=-1)
+
+
+def assert_unbiased(grads: torch.Tensor, exact: torch.Tensor) -> None:
+    mean, se = grads.double().mean(0), grads.double().std(0) / math.sqrt(grads.shape[0])
+    z = (mean - exact.double()) / se
+    assert z.abs().max() < Z_BOUND, f"z-scores {z.tolist()}"
+
+
+def first_rows_equal(agent: PolicyGradient) -> None:
+    """The 20 training updates moved every row alike? No: only the first 256 rows were
+    stepped.  Reset all rows to row 0 so every row holds the same θ (and the exact gradient)."""
+    with torch.no_grad():
+        for p in agent.policy.parameters():
+            p.copy_(p[:1].expand_as(p))
+
+
+@pytest.mark.parametrize(
+    ("estimator", "discrete"), [("relax", True), ("a2c", True), ("lax", False), ("a2c", False)]
+)
+def test_policy_gradient_is_unbiased_on_a_one_step_bandit(estimator, discrete):
+    torch.manual_seed(0)
+    agent, exact = make_bandit_agent(estimator, discrete)
+    first_rows_equal(agent)
+    episode = bandit_episode(agent, N, torch.Generator().manual_seed(2))
+    grads = per_row_gradient(agent, episode)
+    assert grads.shape == (N, exact.numel())
+    assert_unbiased(grads, exact)
+
+
+@pytest.mark.parametrize(("estimator", "discrete"), [("relax", True), ("lax", False)])
+def test_negative_control_without_the_pathwise_term_is_caught(estimator, discrete):
+    """ĝ minus its control-variate correction (∂c(z) - ∂c(z̃), or LAX's ∂c(g_θ(ε, s))) is the
+    score-function term with an action-dependent baseline: biased, and the test sees it."""
+    torch.manual_seed(0)
+    agent, exact = make_bandit_agent(estimator, discrete)
+    first_rows_equal(agent)
+    episode = bandit_episode(agent, N, torch.Generator().manual_seed(2))
+    returns = agent.returns(episode)
+    est = agent.estimate(episode, returns)
+    params = list(agent.policy.parameters())
+    g = torch.cat(torch.autograd.grad(est.surrogate, params, retain_graph=True), -1)
+    cv, states = agent.control_variate, episode["states"]
+    if discrete:
+        c, c_tilde = cv.pair(est.z, est.z_tilde, None, states)
+        correction = c - c_tilde
+    else:
+        c, c_fixed = cv.pair(est.z, est.z.detach(), None, states)
+        correction = c - c_fixed
+    g_corr = torch.cat(torch.autograd.grad(correction.sum(), params, allow_unused=False), -1)
+    with pytest.raises(AssertionError, match="z-scores"):
+        assert_unbiased(g - g_corr, exact)
+
+
+def test_relax_with_a_trained_control_variate_has_lower_variance_than_a2c():
+    """At the same θ, with c trained by the learner's updates, RELAX's Var ĝ on the bandit lies
+    below A2C's (whose V(s) is the best state-only baseline) by more than 4 standard errors
+    (plug-in: Var ĝ = mean of ||ĝ - ḡ||², its s.e. = std of ||ĝ - ḡ||² / √n)."""
+    torch.manual_seed(0)
+    var, se = {}, {}
+    for estimator in ("a2c", "relax"):
+        agent, _ = make_bandit_agent(estimator, True)
+        theta = agent.policy.logits.detach().clone()
+        g = torch.Generator().manual_seed(5)
+        for _ in range(200):
+            agent.update(bandit_episode(agent, 256, g))
+            with torch.no_grad():
+                agent.policy.logits.copy_(theta)  # train c (or V) only: θ stays put
+        episode = bandit_episode(agent, 20_000, torch.Generator().manual_seed(6))
+        grads = per_row_gradient(agent, episode).double()
+        sq = (grads - grads.mean(0)).pow(2).sum(-1)
+        var[estimator], se[estimator] = sq.mean().item(), sq.std().item() / math.sqrt(len(sq))
+    z = (var["a2c"] - var["relax"]) / math.hypot(se["a2c"], se["relax"])
+    assert z > 4, (z, var, se)
+
+
+# ---- returns and the solve criterion --------------------------------------------------------
+
+
+def test_discounted_returns_equal_the_loop():
+    rng = np.random.default_rng(0)
+    r, gamma = rng.normal(size=17), 0.9
+    loop = [sum(gamma**i * r[t + i] for i in range(len(r) - t)) for t in range(len(r))]
+    np.testing.assert_allclose(discounted_returns(r, gamma), loop, rtol=1e-12)
+    boot = [x + gamma ** (len(r) - t) * 2.5 for t, x in enumerate(loop)]
+    np.testing.assert_allclose(discounted_returns(r, gamma, last_value=2.5), boot, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_n_step_returns_equal_the_loop(n):
+    rng = np.random.default_rng(1)
+    r, v, gamma, last = rng.normal(size=9), rng.normal(size=9), 0.95, -0.7
+    values = np.append(v, last)  # V(s_0..s_T), V(s_T) = last
+    expected = []
+    for t in range(len(r)):
+        k = min(n, len(r) - t)
+        expected.append(sum(gamma**i * r[t + i] for i in range(k)) + gamma**k * values[t + k])
+    np.testing.assert_allclose(n_step_returns(r, v, gamma, n, last), expected, rtol=1e-12)
+
+
+def test_episodes_to_solve():
+    returns = [0.0] * 150 + [200.0] * 150
+    # the window ending at episode n holds returns n-100 .. n-1; its mean first reaches 195 at
+    # 150 + 98 (98 of 100 at 200 is 196; 97 gives 194)
+    assert episodes_to_solve(returns, 195) == 248
+    assert episodes_to_solve(returns[:200], 195) is None
+    assert episodes_to_solve([200.0] * 99, 195) is None
+    assert episodes_to_solve([200.0] * 100, 195) == 100
+
+
+# ---- the learner --------------------------------------------------------------------------
+
+
+def test_estimator_rebuilds_the_rollout_actions():
+    agent = PolicyGradient("CartPole-v0", "relax", seed=3)
+    episode = agent.rollout(agent.env, 0, torch.Generator().manual_seed(0))
+    agent.policy_gradient(episode)  # the rebuilt actions are the ones taken
+    episode["noise"] = episode["noise"].flip(0)  # other noise: other actions
+    with pytest.raises(RuntimeError, match="other actions"):
+        agent.policy_gradient(episode)
+
+
+@pytest.mark.parametrize(("estimator", "env"), [("relax", "CartPole-v0"), ("lax", "Pendulum-v1")])
+def test_resume_continues_bit_identically(tmp_path, estimator, env):
+    full = PolicyGradient(env, estimator, seed=4).learn(12)
+    part = PolicyGradient(env, estimator, seed=4)
+    part.learn(6, checkpoint=tmp_path / "ck.pt", checkpoint_every=6)
+    resumed = PolicyGradient.load(tmp_path / "ck.pt").learn(12)
+    assert resumed.episode_returns == full.episode_returns
+    for a, b in zip(resumed.policy.parameters(), full.policy.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(resumed._critic.parameters(), full._critic.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_gradient_variance_log_leaves_training_unchanged():
+    plain = PolicyGradient("CartPole-v0", "relax", seed=5).learn(8)
+    logged = PolicyGradient("CartPole-v0", "relax", seed=5)
+    logged.learn(8, grad_var_every=4, grad_var_samples=3)
+    assert plain.episode_returns == logged.episode_returns
+    assert [e for e, _ in logged.grad_var_log] == [0, 4]
+    assert all(math.isfinite(v) for _, v in logged.grad_var_log)
+
+
+def test_n_step_learner_runs_and_bootstraps_on_time_limits():
+    agent = PolicyGradient("Pendulum-v1", "lax", n_step=5, seed=0)  # Pendulum only truncates
+    episode = agent.rollout(agent.env, 0, agent.generator)
+    assert not episode["terminated"]
+    with torch.no_grad():
+        values = agent.value(episode["states"]).numpy()
+        last = float(agent.value(episode["final_state"]))
+    expected = n_step_returns(episode["rewards"], values, 0.99, 5, last)
+    torch.testing.assert_close(
+        agent.returns(episode), torch.as_tensor(expected, dtype=torch.float32)
+    )
+    agent.learn(2)
+
+
+def test_a2c_learns_cartpole():
+    """Learning, not a benchmark (benchmarks/pg.py has the statistics): one seed of A2C at the
+    paper's setting reaches the solve criterion of CartPole-v0 within 3000 episodes."""
+    agent = PolicyGradient("CartPole-v0", "a2c", lr=0.01, cv_lr=0.01, seed=0)
+    agent.learn(3000, stop_at=195)
+    assert agent.solved(195) is not None, np.mean(agent.episode_returns[-100:])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"estimator": "reinforce"}, "estimator must be one of"),
+        ({"estimator": "lax"}, "needs a Box action space"),
+        ({"lr": 0}, "lr must be"),
+        ({"cv_lr": -1.0}, "cv_lr must be"),
+        ({"gamma": 1.5}, "gamma must"),
+        ({"n_step": 0}, "n_step must"),
+        ({"hidden": ()}, "hidden must"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PolicyGradient("CartPole-v0", **{"estimator": "a2c", **kwargs})
+
+
+def test_relax_on_a_box_env_and_learn_without_an_end_are_errors():
+    with pytest.raises(ValueError, match="needs a Discrete action space"):
+        PolicyGradient("Pendulum-v1", "relax")
+    agent = PolicyGradient("CartPole-v0", "a2c")
+    with pytest.raises(ValueError, match="never ends"):
+        agent.learn()
+    with pytest.raises(ValueError, match="grad_var_every"):
+        agent.learn(1, grad_var_every=0)
+
+
+def test_divergence_stops_and_keeps_the_last_checkpoint(tmp_path):
+    agent = PolicyGradient("CartPole-v0", "relax", seed=0)
+    agent.learn(2, checkpoint=tmp_path / "ck.pt", checkpoint_every=1)
+    before = (tmp_path / "ck.pt").read_bytes()
+    with torch.no_grad():
+        next(agent.policy.parameters()).fill_(float("nan"))
+    with pytest.raises((FloatingPointError, ValueError)):
+        agent.learn(4, checkpoint=tmp_path / "ck.pt", checkpoint_every=1)
+    assert (tmp_path / "ck.pt").read_bytes() == before
