@@ -832,3 +832,43 @@ def test_muprop_bad_input_is_a_clear_error():
         muprop(BernoulliRelaxation(logits=logits), f5, baseline=torch.zeros(3, dtype=DT))
     with pytest.raises(ValueError, match="reduction"):
         muprop(BernoulliRelaxation(logits=logits), f5, reduction="none")
+
+
+# ---- draws made beforehand (an RL rollout's noise and actions) ----------------------------
+
+
+def test_given_noise_and_sample_equal_the_estimators_own_draws():
+    logits = torch.tensor([[0.3, -0.2, 1.0], [0.0, 0.5, -1.0]], dtype=DT, requires_grad=True)
+    cv = neural_cv(3, "categorical")
+    f = lambda b: (b * torch.tensor([1.0, -2.0, 0.5], dtype=DT)).sum(-1)
+    u = CategoricalRelaxation(logits=logits).sample_noise(torch.Generator().manual_seed(3))
+    own = relax(
+        CategoricalRelaxation(logits=logits), f, cv, generator=torch.Generator().manual_seed(3)
+    )
+    given = relax(CategoricalRelaxation(logits=logits), f, cv, noise=u)
+    torch.testing.assert_close(own.per_example, given.per_example)
+    b = given.sample.argmax(-1)  # reinforce on these indices: f(b) log p(b|θ)
+    est = reinforce(torch.distributions.Categorical(logits=logits), lambda i: i.to(DT), sample=b)
+    log_p = torch.log_softmax(logits, -1).gather(-1, b[:, None]).squeeze(-1)
+    torch.testing.assert_close(est.per_example, b.to(DT) * log_p)
+    mu = torch.tensor([[0.2, -0.1]], dtype=DT, requires_grad=True)
+    dist = torch.distributions.Normal(mu, torch.ones_like(mu))
+    eps = torch.tensor([[0.5, -1.5]], dtype=DT)
+    est = lax(dist, lambda a: a.sum(-1), neural_cv(2), sample=mu + eps)
+    torch.testing.assert_close(est.sample, (mu + eps).detach())
+
+
+def test_given_noise_and_sample_bad_input_is_a_clear_error():
+    logits = torch.zeros(4, 3, dtype=DT, requires_grad=True)
+    cv = neural_cv(3, "categorical")
+    f = lambda b: b.sum(-1)
+    with pytest.raises(ValueError, match="noise must have the shape"):
+        relax(CategoricalRelaxation(logits=logits), f, cv, noise=torch.rand(4, 2, dtype=DT))
+    with pytest.raises(ValueError, match="strictly inside"):
+        relax(CategoricalRelaxation(logits=logits), f, cv, noise=torch.ones(4, 3, dtype=DT))
+    with pytest.raises(ValueError, match="sample must be class indices"):
+        reinforce(torch.distributions.Categorical(logits=logits), f, sample=torch.zeros(4, 3))
+    mu = torch.zeros(4, 2, dtype=DT, requires_grad=True)
+    dist = torch.distributions.Normal(mu, torch.ones_like(mu))
+    with pytest.raises(ValueError, match="attached to θ"):
+        lax(dist, lambda a: a.sum(-1), neural_cv(2), sample=torch.zeros(4, 2, dtype=DT))
