@@ -81,6 +81,19 @@ TINY = {
         "checkpoint_every=30",
     ],
     "rl-action-time": ["envs=hopper", "hidden=8,8", "warmup_calls=1", "rounds=2", "calls=2"],
+    **{
+        f"pg-{env}": [
+            "budget_steps=300",
+            "tune_budget_steps=100",
+            "lrs=0.01",
+            "cv_lrs=0.01",
+            "tune_seeds=100",
+            "grad_var_every=2",
+            "grad_var_samples=2",
+            "checkpoint_every=2",
+        ]
+        for env in ("cartpole", "invertedpendulum", "lunarlander")
+    },
 }
 
 
