@@ -519,8 +519,8 @@ EXPERIMENTS = {
     "pg-cartpole": (
         "CartPole-v0",
         {
-            "episodes_to_solve.a2c": _headline("003 Table 4: 1152 ± 90", "195 on CartPole-v0"),
-            "episodes_to_solve.relax": _headline("003 Table 4: 472 ± 114", "195 on CartPole-v0"),
+            "episodes_to_solve.a2c": _headline("003 Table 4: 1152 ± 90", "195, CartPole-v0"),
+            "episodes_to_solve.relax": _headline("003 Table 4: 472 ± 114", "195, CartPole-v0"),
         },
     ),
     "pg-invertedpendulum": (
