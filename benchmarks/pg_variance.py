@@ -12,6 +12,9 @@ measured at equal θ and equal episodes.
 
     python3 benchmarks/pg_variance.py [--episodes 400] [--every 25] [--samples 50] [--seeds 0 1 2]
 
+Two RELAX critics are compared with A2C: c = V + ĉ all fitted by the variance objective (the
+papers), and V fitted by A2C's squared error with ĉ by the variance objective.
+
 Results: benchmarks/results/pg_variance.{json,md}.
 """
 
@@ -28,54 +31,67 @@ from _common import load_average, machine_info, write_results
 
 OUT = Path(__file__).resolve().parent / "results"
 ENV = "CartPole-v0"
+SHADOWS = {"relax": "variance", "relax-v-mse": "squared-error"}
+"""RELAX critics trained alongside: c = V + ĉ all by Σ ĝ² (003 eq. 11), or V by squared error
+and ĉ by Σ ĝ² (``value_objective="squared-error"``)."""
 
 
-def paired_variances(a2c, relax, samples: int, seed: int) -> dict:
-    """Var ĝ (summed over the policy's parameters) of both estimators on the same episodes."""
-    grads = {"a2c": [], "relax": []}
+def sq_deviations(grads: list[torch.Tensor]) -> torch.Tensor:
+    """||ĝ - ḡ||² per episode; its mean is Var ĝ summed over the parameters."""
+    g = torch.stack(grads)
+    return (g - g.mean(0)).pow(2).sum(-1)
+
+
+def paired_variances(agents: dict, samples: int, seed: int) -> dict:
+    """Var ĝ of every estimator on the same ``samples`` episodes of the shared policy."""
+    grads: dict[str, list[torch.Tensor]] = {name: [] for name in agents}
     gen = torch.Generator().manual_seed(seed)
+    a2c = agents["a2c"]
     for i in range(samples):
         episode = a2c.rollout(a2c.env, seed * 1000 + i, gen)
-        for name, agent in (("a2c", a2c), ("relax", relax)):
+        for name, agent in agents.items():
             g, _, _ = agent.policy_gradient(episode)
             grads[name].append(torch.cat([x.detach().reshape(-1) for x in g]).double())
-    out = {}
-    for name, gs in grads.items():
-        g = torch.stack(gs)
-        sq = (g - g.mean(0)).pow(2).sum(-1)  # ||ĝ - ḡ||² per episode
-        out[name] = (sq.mean().item(), sq.std().item() / math.sqrt(samples))
-    # paired difference of squared deviations: same episodes, so their noise partly cancels
-    d = torch.stack(
-        [
-            (torch.stack(grads["a2c"]) - torch.stack(grads["a2c"]).mean(0)).pow(2).sum(-1),
-            (torch.stack(grads["relax"]) - torch.stack(grads["relax"]).mean(0)).pow(2).sum(-1),
-        ]
-    )
-    diff = d[0] - d[1]
-    out["z_a2c_minus_relax"] = diff.mean().item() / (diff.std().item() / math.sqrt(samples))
+    sq = {name: sq_deviations(gs) for name, gs in grads.items()}
+    out: dict = {
+        name: (d.mean().item(), d.std().item() / math.sqrt(samples)) for name, d in sq.items()
+    }
+    for name in SHADOWS:  # paired: same episodes, so their noise partly cancels
+        diff = sq["a2c"] - sq[name]
+        out[f"z_a2c_minus_{name}"] = diff.mean().item() / (diff.std().item() / math.sqrt(samples))
     return out
+
+
+def critic_step(agent, episode: dict) -> None:
+    """One step of the agent's critic alone on the episode (θ is not moved)."""
+    _, critic_loss, _ = agent.policy_gradient(episode)
+    params = list(agent._critic.parameters())
+    grads = torch.autograd.grad(critic_loss, params, allow_unused=True)
+    for p, g in zip(params, grads):
+        p.grad = None if g is None else g.detach()
+    agent.critic_optimizer.step()
 
 
 def run(seed: int, episodes: int, every: int, samples: int, lr: float, cv_lr: float) -> dict:
     from stochgrad.rl import PolicyGradient
 
     a2c = PolicyGradient(ENV, "a2c", lr=lr, cv_lr=cv_lr, seed=seed)
-    relax = PolicyGradient(ENV, "relax", lr=lr, cv_lr=cv_lr, seed=seed)
-    relax.policy = a2c.policy  # one policy; RELAX only trains its critic on A2C's episodes
+    agents = {"a2c": a2c}
+    for name, objective in SHADOWS.items():
+        agents[name] = PolicyGradient(
+            ENV, "relax", lr=lr, cv_lr=cv_lr, seed=seed, value_objective=objective
+        )
+        agents[name].policy = a2c.policy  # one policy: RELAX trains only its critic
     points, start = [], time.perf_counter()
     while a2c.episode <= episodes:
         if a2c.episode % every == 0:
-            v = paired_variances(a2c, relax, samples, seed=10_000 + a2c.episode)
+            v = paired_variances(agents, samples, seed=10_000 + a2c.episode)
             v["episode"] = a2c.episode
             v["mean_return_last_20"] = statistics.fmean(a2c.episode_returns[-20:] or [0.0])
             points.append(v)
         episode = a2c.rollout(a2c.env, a2c._episode_seed(a2c.episode), a2c.generator)
-        _, critic_loss, _ = relax.policy_gradient(episode)  # RELAX's critic: variance objective
-        params = list(relax._critic.parameters())
-        grads = torch.autograd.grad(critic_loss, params, allow_unused=True)
-        for p, g in zip(params, grads):
-            p.grad = None if g is None else g.detach()
-        relax.critic_optimizer.step()
+        for name in SHADOWS:
+            critic_step(agents[name], episode)
         a2c.update(episode)
         a2c.episode_returns.append(float(episode["rewards"].sum()))
         a2c.episode += 1
@@ -96,64 +112,72 @@ def main() -> None:
     runs = {
         s: run(s, args.episodes, args.every, args.samples, args.lr, args.cv_lr) for s in args.seeds
     }
+    names = ["a2c", *SHADOWS]
     episodes = [p["episode"] for p in runs[args.seeds[0]]["points"]]
     rows, summary = [], []
     for k, ep in enumerate(episodes):
         pts = [runs[s]["points"][k] for s in args.seeds]
-        log_ratio = [math.log10(p["relax"][0] / p["a2c"][0]) for p in pts]
-        summary.append(
-            {
-                "episode": ep,
-                "log10_var_a2c": statistics.fmean(math.log10(p["a2c"][0]) for p in pts),
-                "log10_var_relax": statistics.fmean(math.log10(p["relax"][0]) for p in pts),
-                "log10_ratio_relax_to_a2c": statistics.fmean(log_ratio),
-                "log10_ratio_per_seed": log_ratio,
-                "paired_z_per_seed": [p["z_a2c_minus_relax"] for p in pts],
-                "mean_return_last_20": statistics.fmean(p["mean_return_last_20"] for p in pts),
-            }
+        row = {
+            "episode": ep,
+            "mean_return_last_20": statistics.fmean(p["mean_return_last_20"] for p in pts),
+        }
+        for name in names:
+            row[f"log10_var.{name}"] = statistics.fmean(math.log10(p[name][0]) for p in pts)
+        for name in SHADOWS:
+            row[f"log10_ratio_per_seed.{name}"] = [
+                math.log10(p[name][0] / p["a2c"][0]) for p in pts
+            ]
+            row[f"paired_z_per_seed.{name}"] = [p[f"z_a2c_minus_{name}"] for p in pts]
+        summary.append(row)
+        cells = [f"{row[f'log10_var.{n}']:.2f}" for n in names]
+        for name in SHADOWS:
+            ratios = row[f"log10_ratio_per_seed.{name}"]
+            zs = ", ".join(f"{z:.1f}" for z in row[f"paired_z_per_seed.{name}"])
+            cells.append(f"{statistics.fmean(ratios):+.2f} ({zs})")
+        rows.append(f"| {ep} | {row['mean_return_last_20']:.0f} | " + " | ".join(cells) + " |")
+    overall = {
+        name: statistics.fmean(
+            r for row in summary[1:] for r in row[f"log10_ratio_per_seed.{name}"]
         )
-        s = summary[-1]
-        rows.append(
-            f"| {ep} | {s['mean_return_last_20']:.0f} | {s['log10_var_a2c']:.2f} | "
-            f"{s['log10_var_relax']:.2f} | {s['log10_ratio_relax_to_a2c']:+.2f} | "
-            + ", ".join(f"{z:.1f}" for z in s["paired_z_per_seed"])
-            + " |"
-        )
-    all_ratios = [r for s in summary[1:] for r in s["log10_ratio_per_seed"]]
+        for name in SHADOWS
+    }
     result = {
         "env": ENV,
         "settings": vars(args),
         "summary": summary,
         "runs": {str(s): r for s, r in runs.items()},
-        "mean_log10_ratio_after_start": statistics.fmean(all_ratios) if all_ratios else None,
+        "mean_log10_ratio_to_a2c_after_start": overall,
         "machine": machine_info(load0),
     }
     n_params = sum(p.numel() for p in _policy_params())
     walls = ", ".join(f"{r['wall_s']:.0f} s" for r in runs.values())
     intro = (
         f"One policy trained by A2C (lr {args.lr}, V's Adam step {args.cv_lr}, 10-10 ReLU "
-        f"networks, one episode per update, γ 0.99); RELAX's c = V(s) + ĉ(z, s) trained on the "
-        f"same episodes by its variance objective (Adam {args.cv_lr}) without moving θ. Every "
-        f"{args.every} episodes both estimators' ĝ on the same {args.samples} fresh episodes "
-        f"(identical actions). Var ĝ = mean over episodes of ||ĝ - ḡ||², summed over the "
-        f"policy's {n_params} parameters. Seeds {args.seeds}; mean over seeds. Paired z: "
-        f"(A2C - RELAX) squared deviations, per seed (positive: RELAX lower)."
+        f"networks, one episode per update, γ 0.99, Monte-Carlo returns). Two RELAX critics "
+        f"c = V(s) + ĉ(z, s) are trained on the same episodes without moving θ (Adam "
+        f"{args.cv_lr}): `relax` fits all of c by the variance objective Σ ĝ² (003 eq. 11), "
+        f"`relax-v-mse` fits V by squared error and ĉ by Σ ĝ². Every {args.every} episodes all "
+        f"three estimators' ĝ are taken on the same {args.samples} fresh episodes of the current "
+        f"policy (identical actions: only the estimator differs). Var ĝ = mean over episodes of "
+        f"||ĝ - ḡ||², summed over the policy's {n_params} parameters; log10, mean over seeds "
+        f"{args.seeds}. In brackets: paired z per seed of (A2C - RELAX) squared deviations "
+        f"(positive: RELAX lower)."
     )
     header = (
-        "| episode | return (last 20) | log10 Var A2C | log10 Var RELAX "
-        "| log10 ratio RELAX/A2C | paired z per seed |"
+        "| episode | A2C return (last 20) | log10 Var A2C | log10 Var relax | log10 Var relax-v-mse "
+        "| log10 ratio relax/A2C (paired z) | log10 ratio relax-v-mse/A2C (paired z) |"
     )
-    ratio = result["mean_log10_ratio_after_start"]
     md = [
         "# Policy-gradient variance of A2C and RELAX at the same policy (CartPole-v0)",
         "",
         intro,
         "",
         header,
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
-        f"Mean log10 ratio RELAX/A2C after episode 0: {ratio:+.3f}" if ratio is not None else "",
+        "Mean log10 ratio to A2C over the points after episode 0 and the seeds: "
+        + ", ".join(f"{n} {v:+.3f}" for n, v in overall.items()),
         "",
         f"Wall time per seed: {walls}; load average at start {load0}.",
     ]

@@ -90,10 +90,14 @@ def bandit_episode(agent: PolicyGradient, n: int, generator: torch.Generator) ->
     }  # fmt: skip
 
 
-def make_bandit_agent(estimator: str, discrete: bool) -> tuple[PolicyGradient, torch.Tensor]:
+def make_bandit_agent(
+    estimator: str, discrete: bool, value_objective: str = "variance"
+) -> tuple[PolicyGradient, torch.Tensor]:
     """The learner on the bandit, its policy replaced by per-row parameters, and its c trained
     by its own updates for a few batches; returns (agent, the closed-form gradient per row)."""
-    agent = PolicyGradient(Bandit(discrete), estimator, cv_scale=3.0, seed=0)
+    agent = PolicyGradient(
+        Bandit(discrete), estimator, cv_scale=3.0, seed=0, value_objective=value_objective
+    )
     # each row is its own one-step episode: its return is its reward (not a sum over rows)
     agent.returns = lambda episode: torch.as_tensor(episode["rewards"], dtype=torch.float32)
     g = torch.Generator().manual_seed(1)
@@ -140,11 +144,19 @@ def first_rows_equal(agent: PolicyGradient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("estimator", "discrete"), [("relax", True), ("a2c", True), ("lax", False), ("a2c", False)]
+    ("estimator", "discrete", "value_objective"),
+    [
+        ("relax", True, "variance"),
+        ("relax", True, "squared-error"),
+        ("a2c", True, "variance"),
+        ("lax", False, "variance"),
+        ("lax", False, "squared-error"),
+        ("a2c", False, "variance"),
+    ],
 )
-def test_policy_gradient_is_unbiased_on_a_one_step_bandit(estimator, discrete):
+def test_policy_gradient_is_unbiased_on_a_one_step_bandit(estimator, discrete, value_objective):
     torch.manual_seed(0)
-    agent, exact = make_bandit_agent(estimator, discrete)
+    agent, exact = make_bandit_agent(estimator, discrete, value_objective)
     first_rows_equal(agent)
     episode = bandit_episode(agent, N, torch.Generator().manual_seed(2))
     grads = per_row_gradient(agent, episode)
@@ -298,6 +310,7 @@ def test_a2c_learns_cartpole():
         ({"gamma": 1.5}, "gamma must"),
         ({"n_step": 0}, "n_step must"),
         ({"hidden": ()}, "hidden must"),
+        ({"value_objective": "mse"}, "value_objective must"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, match):

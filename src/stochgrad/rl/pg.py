@@ -97,6 +97,17 @@ class GaussianPolicy(nn.Module):
         return self.mean(obs), self.log_std.exp()
 
 
+class _Fixed(nn.Module):
+    """``module(x)`` without gradient: V as a fixed baseline inside c (fitted by its own loss)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x).detach()
+
+
 class PolicyGradient:
     """A policy-gradient learner, one update per episode, with the estimator named by ``estimator``.
 
@@ -105,7 +116,9 @@ class PolicyGradient:
     hidden: the policy's, V's and ĉ's hidden layers (ReLU); lr: the policy's Adam step;
     cv_lr: the Adam step of V (A2C) or of c_φ = V + ĉ (RELAX, LAX); cv_scale: ĉ's initial scale
     s in ĉ = s · MLP; n_step: None for Monte-Carlo returns (no bootstrapping), else n-step
-    bootstrapped ones.
+    bootstrapped ones.  value_objective (RELAX, LAX): ``"variance"`` trains all of c_φ = V + ĉ
+    by Σ ĝ² (003 eq. 11); ``"squared-error"`` fits V by A2C's squared error and ĉ alone by
+    Σ ĝ² (V then enters ĝ as a fixed baseline).
     """
 
     name: ClassVar[str] = "pg"
@@ -122,6 +135,7 @@ class PolicyGradient:
         gamma: float = 0.99,
         n_step: int | None = None,
         log_std: float = 0.0,
+        value_objective: str = "variance",
         seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -152,11 +166,15 @@ class PolicyGradient:
             raise ValueError("estimator='relax' needs a Discrete action space; use 'lax' for Box")
         if estimator == "lax" and self.discrete:
             raise ValueError("estimator='lax' needs a Box action space; use 'relax' for Discrete")
+        if value_objective not in ("variance", "squared-error"):
+            raise ValueError(
+                f"value_objective must be 'variance' or 'squared-error', got {value_objective!r}"
+            )
         self.estimator = estimator
         self.hparams: dict[str, Any] = {
             "estimator": estimator, "hidden": tuple(hidden), "lr": lr, "cv_lr": cv_lr,
             "cv_scale": cv_scale, "gamma": gamma, "n_step": n_step, "log_std": log_std,
-            "seed": seed,
+            "value_objective": value_objective, "seed": seed,
         }  # fmt: skip
         self.device = resolve_agent_device(device)
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
@@ -186,7 +204,9 @@ class PolicyGradient:
             critic: nn.Module = self.value
         else:  # c_φ(·, s) = V(s) + ĉ(·, s), 004 section 6.3
             c_hat = NeuralControlVariate(mlp(self.act_dim + self.obs_dim, hidden, 1), cv_scale)
-            self.control_variate = BaselineControlVariate(self.value) + c_hat
+            fixed = self.hparams["value_objective"] == "squared-error"
+            v = _Fixed(self.value) if fixed else self.value
+            self.control_variate = BaselineControlVariate(v) + c_hat
             critic = self.control_variate
         self.policy_optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.hparams["lr"])
         self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=self.hparams["cv_lr"])
@@ -304,6 +324,8 @@ class PolicyGradient:
             critic_loss = self.value.loss(returns, episode["states"])
         else:
             critic_loss, g = variance_loss(est, params)  # 003 eq. 11
+            if self.hparams["value_objective"] == "squared-error":
+                critic_loss = critic_loss + self.value.loss(returns, episode["states"])
         return g, critic_loss, est
 
     def update(self, episode: dict[str, Any]) -> dict[str, float]:
