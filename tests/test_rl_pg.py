@@ -269,6 +269,20 @@ def test_resume_continues_bit_identically(tmp_path, estimator, env):
         assert torch.equal(a, b)
 
 
+def test_critic_steps_fit_v_closer_and_leave_the_first_policy_step_alone():
+    """More critic steps per episode: the policy's first step is the same (ĝ is taken before
+    the critic moves), and V fits the episode's returns better."""
+    agents = {k: PolicyGradient("CartPole-v0", "a2c", critic_steps=k, seed=6) for k in (1, 5)}
+    episode = agents[1].rollout(agents[1].env, 0, torch.Generator().manual_seed(0))
+    for agent in agents.values():
+        agent.update(episode)
+    for a, b in zip(agents[1].policy.parameters(), agents[5].policy.parameters()):
+        assert torch.equal(a, b)
+    returns = agents[1].returns(episode)
+    err = {k: a.value.loss(returns, episode["states"]).item() for k, a in agents.items()}
+    assert err[5] < err[1], err
+
+
 def test_gradient_variance_log_leaves_training_unchanged():
     plain = PolicyGradient("CartPole-v0", "relax", seed=5).learn(8)
     logged = PolicyGradient("CartPole-v0", "relax", seed=5)
@@ -311,6 +325,7 @@ def test_a2c_learns_cartpole():
         ({"n_step": 0}, "n_step must"),
         ({"hidden": ()}, "hidden must"),
         ({"value_objective": "mse"}, "value_objective must"),
+        ({"critic_steps": 0}, "critic_steps must"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, match):

@@ -118,7 +118,8 @@ class PolicyGradient:
     s in ĉ = s · MLP; n_step: None for Monte-Carlo returns (no bootstrapping), else n-step
     bootstrapped ones.  value_objective (RELAX, LAX): ``"variance"`` trains all of c_φ = V + ĉ
     by Σ ĝ² (003 eq. 11); ``"squared-error"`` fits V by A2C's squared error and ĉ alone by
-    Σ ĝ² (V then enters ĝ as a fixed baseline).
+    Σ ĝ² (V then enters ĝ as a fixed baseline).  critic_steps: the critic's Adam steps on each
+    episode (the papers: 1; benchmarks/results/pg_variance.md shows what more buys).
     """
 
     name: ClassVar[str] = "pg"
@@ -136,6 +137,7 @@ class PolicyGradient:
         n_step: int | None = None,
         log_std: float = 0.0,
         value_objective: str = "variance",
+        critic_steps: int = 1,
         seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -166,6 +168,8 @@ class PolicyGradient:
             raise ValueError("estimator='relax' needs a Discrete action space; use 'lax' for Box")
         if estimator == "lax" and self.discrete:
             raise ValueError("estimator='lax' needs a Box action space; use 'relax' for Discrete")
+        if isinstance(critic_steps, bool) or not isinstance(critic_steps, int) or critic_steps < 1:
+            raise ValueError(f"critic_steps must be an int >= 1, got {critic_steps!r}")
         if value_objective not in ("variance", "squared-error"):
             raise ValueError(
                 f"value_objective must be 'variance' or 'squared-error', got {value_objective!r}"
@@ -174,7 +178,7 @@ class PolicyGradient:
         self.hparams: dict[str, Any] = {
             "estimator": estimator, "hidden": tuple(hidden), "lr": lr, "cv_lr": cv_lr,
             "cv_scale": cv_scale, "gamma": gamma, "n_step": n_step, "log_std": log_std,
-            "value_objective": value_objective, "seed": seed,
+            "value_objective": value_objective, "critic_steps": critic_steps, "seed": seed,
         }  # fmt: skip
         self.device = resolve_agent_device(device)
         self.obs_dim = int(np.prod(self.env.observation_space.shape))
@@ -329,25 +333,31 @@ class PolicyGradient:
         return g, critic_loss, est
 
     def update(self, episode: dict[str, Any]) -> dict[str, float]:
-        """One step of the policy (ascent on ĝ) and of the critic (descent on its loss)."""
+        """One step of the policy (ascent on ĝ) and ``critic_steps`` of the critic (descent on
+        its loss) on the episode; ĝ is taken with the critic as it was, the critic steps with θ
+        as it was."""
         g, critic_loss, _ = self.policy_gradient(episode)
-        critic_params = list(self._critic.parameters())
-        critic_grads = torch.autograd.grad(critic_loss, critic_params, allow_unused=True)
         stats = {
             "critic_loss": float(critic_loss.detach()),
             "grad_norm": float(torch.sqrt(sum(x.detach().pow(2).sum() for x in g))),
         }
-        if not all(math.isfinite(v) for v in stats.values()):
-            raise FloatingPointError(
-                f"{self.estimator} update at episode {self.episode} gave {stats}: training "
-                "diverged (the last checkpoint, if any, is kept as it was)"
-            )
+        for k in range(self.hparams["critic_steps"]):
+            if k > 0:  # the critic has moved: its loss again, on the same episode and θ
+                _, critic_loss, _ = self.policy_gradient(episode)
+                stats["critic_loss"] = float(critic_loss.detach())
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(
+                    f"{self.estimator} update at episode {self.episode} gave {stats}: training "
+                    "diverged (the last checkpoint, if any, is kept as it was)"
+                )
+            params = list(self._critic.parameters())
+            grads = torch.autograd.grad(critic_loss, params, allow_unused=True)
+            for p, gp in zip(params, grads):
+                p.grad = None if gp is None else gp.detach()
+            self.critic_optimizer.step()
         for p, gp in zip(self.policy.parameters(), g):
             p.grad = -gp.detach()  # maximize the return
-        for p, gp in zip(critic_params, critic_grads):
-            p.grad = None if gp is None else gp.detach()
         self.policy_optimizer.step()
-        self.critic_optimizer.step()
         return stats
 
     def _episode_seed(self, episode: int, stream: int = 0) -> int:
