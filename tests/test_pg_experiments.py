@@ -85,9 +85,9 @@ def test_quick_preset_writes_metrics_figures_and_learners(quick_runs, name):
     # the tuning grid: each run solved or ran its budget; metrics per grid point
     for run in tuning["results"].values():
         assert run["solved"] or run["steps"] >= cfg["tune_budget_steps"]
-    assert {k for k in m if k.startswith("tune_episodes.")} == {
-        f"tune_episodes.{_grid_key(a, b)}" for a in cfg["lrs"] for b in cfg["cv_lrs"]
-    }
+    grid = [_grid_key(a, b) for a in cfg["lrs"] for b in cfg["cv_lrs"]]
+    for prefix in ("tune_episodes", "tune_final_return", "tune_unsolved"):
+        assert {k for k in m if k.startswith(prefix + ".")} == {f"{prefix}.{g}" for g in grid}
 
 
 def test_solved_run_stops_at_its_solve_and_counts_it(tmp_path):
@@ -109,27 +109,23 @@ def test_solved_run_stops_at_its_solve_and_counts_it(tmp_path):
     assert m2["steps.a2c"] >= 6000
 
 
-def test_select_fewest_unsolved_then_fewest_episodes_then_grid_order():
+def test_select_fewest_unsolved_then_episodes_or_final_return_then_grid_order():
     cfg = PgConfig(lrs=(0.01, 0.003), cv_lrs=(0.01,), tune_seeds=(100, 101))
 
-    def results(a, b):  # (episodes, solved) per tuning seed for lr 0.01 and lr 0.003
+    def results(a, b):  # (episodes, solved, final return) per tuning seed, lr 0.01 then 0.003
         keys = [f"tune-{_grid_key(lr, 0.01)}-seed{t}" for lr in (0.01, 0.003) for t in (100, 101)]
-        runs = [*a, *b]
-        return {k: {"episodes": e, "solved": s} for k, (e, s) in zip(keys, runs, strict=True)}
+        fields = ("episodes", "solved", "final_return")
+        return {k: dict(zip(fields, r, strict=True)) for k, r in zip(keys, [*a, *b], strict=True)}
 
-    # 0.01: one unsolved run counted at few episodes; 0.003 solves both, later
-    assert select(results([(300, True), (200, False)], [(400, True), (500, True)]), cfg) == (
-        0.003,
-        0.01,
-    )
-    assert select(results([(300, True), (600, True)], [(400, True), (400, True)]), cfg) == (
-        0.003,
-        0.01,
-    )
-    assert select(results([(400, True), (400, True)], [(300, True), (500, True)]), cfg) == (
-        0.01,
-        0.01,
-    )
+    best = lambda a, b: select(results(a, b), cfg)[0]
+    # fewest unsolved first: 0.01 has an unsolved run counted at few episodes
+    assert best([(300, 1, 195), (200, 0, 100)], [(400, 1, 195), (500, 1, 195)]) == 0.003
+    # all solved: fewest mean episodes
+    assert best([(300, 1, 195), (600, 1, 195)], [(400, 1, 195), (400, 1, 195)]) == 0.003
+    # all unsolved: highest final return, not the fewest episodes (the longest episodes)
+    assert best([(900, 0, -50), (1000, 0, -40)], [(2000, 0, 20), (2100, 0, 0)]) == 0.003
+    # a tie: the first in the grid
+    assert best([(400, 1, 195), (400, 1, 195)], [(300, 1, 195), (500, 1, 195)]) == 0.01
 
 
 def test_running_mean_and_grid_key():

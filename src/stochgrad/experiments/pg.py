@@ -17,8 +17,10 @@ sets a constant loss scale changes nothing (Adam is invariant to it), so we sear
 Adam step ``lr`` x the critic's Adam step ``cv_lr`` over that set.  Each (lr, cv_lr) trains A2C
 on every seed of ``tune_seeds`` (100, 101, 102: disjoint from the final seeds, so the final
 numbers are not selected on their own noise); the best has the fewest unsolved tuning runs,
-then the fewest mean episodes to solve (an unsolved run counts the episodes it ran within the
-budget), then comes first in the grid.  The tuning depends on no run seed: every seed of a sweep
+then, among those that solved every run, the fewest mean episodes to solve, or, among those
+with unsolved runs, the highest mean of the last 100 returns (the episodes an unsolved run fits
+into its step budget would favour the longest episodes, not the best policy: LunarLander's
+hovering), then comes first in the grid.  The tuning depends on no run seed: every seed of a sweep
 selects the same (lr, cv_lr).  A run writes it to ``tuning.json``, and a run whose sibling
 directory (another seed of the same sweep) holds a finished ``tuning.json`` of the same tuning
 settings reuses it (``reuse_tuning``); on the CPU this gives exactly what tuning again would.
@@ -34,7 +36,8 @@ metric's mean ± standard error over them).  Metrics, ``{m}`` a method:
   that solves sooner stops sooner);
 * ``final_return.{m}``: mean of the last 100 returns; ``steps.{m}``: environment steps used;
 * ``lr``, ``cv_lr``: the values used; ``tune_episodes.lr_{a}.cv_lr_{b}`` and
-  ``tune_unsolved.lr_{a}.cv_lr_{b}``: the grid (mean episodes, unsolved count over tune_seeds).
+  ``tune_final_return.lr_{a}.cv_lr_{b}``, ``tune_unsolved.lr_{a}.cv_lr_{b}``: the grid (mean
+  episodes, mean final return, unsolved count over tune_seeds).
 
 Figures: ``returns.png`` (100-episode running mean), ``grad_var.png`` (log10 Var[ĝ]) against
 episodes, both methods overlaid (Fig. 4), and ``tuning.png`` (the grid).  Curves in
@@ -49,6 +52,7 @@ run would be.  The trained learners stay in ``agents/{m}.pt`` (``PolicyGradient.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -212,18 +216,24 @@ def tuning_key(cfg: PgConfig, s: Setting) -> dict[str, Any]:
                 "lrs": cfg.lrs,
                 "cv_lrs": cfg.cv_lrs,
                 "tune_seeds": cfg.tune_seeds,
+                "criterion": "unsolved, then episodes or final return",
             }
         )
     )
 
 
 def select(results: dict[str, dict[str, Any]], cfg: PgConfig) -> tuple[float, float]:
-    """The grid's best (lr, cv_lr): fewest unsolved, then fewest mean episodes, then grid order."""
+    """The grid's best (lr, cv_lr): fewest unsolved runs; then fewest mean episodes if all
+    solved, else highest mean final return; then grid order."""
     scores = []
     for i, (lr, cv_lr) in enumerate((a, b) for a in cfg.lrs for b in cfg.cv_lrs):
         runs = [results[f"tune-{_grid_key(lr, cv_lr)}-seed{t}"] for t in cfg.tune_seeds]
         unsolved = sum(not r["solved"] for r in runs)
-        scores.append((unsolved, float(np.mean([r["episodes"] for r in runs])), i, lr, cv_lr))
+        if unsolved:
+            second = -float(np.mean([r["final_return"] for r in runs]))
+        else:
+            second = float(np.mean([r["episodes"] for r in runs]))
+        scores.append((unsolved, second, i, lr, cv_lr))
     best = min(scores)
     return best[3], best[4]
 
@@ -372,7 +382,10 @@ def run_pg(cfg: PgConfig, ctx, env_id: str, name: str) -> dict[str, float]:
 
                 agent = _train(ctx, cfg, s, state, job, make, s.tune_budget, None, progress)
                 summary = _summary(agent, s, cfg.window)
-                state["tuning"][job] = {k: summary[k] for k in ("episodes", "solved", "steps")}
+                state["tuning"][job] = {
+                    "final_return": float(np.mean(summary["returns"][-cfg.window :])),
+                    **{k: summary[k] for k in ("episodes", "solved", "steps")},
+                }
                 ctx.save_checkpoint(state, state["offset"])
                 for old in agent_dir.glob(f"{job}.ep*.pt"):
                     old.unlink()
@@ -434,10 +447,14 @@ def _metrics(cfg: PgConfig, s: Setting, state, lr: float, cv_lr: float) -> dict[
             if common:
                 m[f"log10_grad_var_shared.{method}"] = float(np.mean(common))
     if cfg.tune:
-        for a, b in ((a, b) for a in cfg.lrs for b in cfg.cv_lrs):
-            runs = [state["tuning"][f"tune-{_grid_key(a, b)}-seed{t}"] for t in cfg.tune_seeds]
-            m[f"tune_episodes.{_grid_key(a, b)}"] = float(np.mean([x["episodes"] for x in runs]))
-            m[f"tune_unsolved.{_grid_key(a, b)}"] = float(sum(not x["solved"] for x in runs))
+        unsolved = _grid_means(state, cfg, "solved", lambda x: sum(not v for v in x))
+        for name, table in (
+            ("tune_episodes", _grid_means(state, cfg, "episodes")),
+            ("tune_final_return", _grid_means(state, cfg, "final_return")),
+            ("tune_unsolved", unsolved),
+        ):
+            for (i, a), (j, b) in itertools.product(enumerate(cfg.lrs), enumerate(cfg.cv_lrs)):
+                m[f"{name}.{_grid_key(a, b)}"] = float(table[i, j])
     return m
 
 
@@ -473,31 +490,45 @@ def _figures(ctx, cfg: PgConfig, s: Setting, state) -> None:
         ctx.save_figure(fig, "grad_var")
 
     if cfg.tune:
-        table = np.array(
-            [
-                [
-                    np.mean(
-                        [
-                            state["tuning"][f"tune-{_grid_key(a, b)}-seed{t}"]["episodes"]
-                            for t in cfg.tune_seeds
-                        ]
-                    )
-                    for b in cfg.cv_lrs
-                ]
-                for a in cfg.lrs
-            ]
+        panels = (
+            ("episodes", "mean episodes (unsolved runs)", "viridis_r"),
+            ("final_return", "mean final return", "viridis"),
         )
-        fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(cfg.cv_lrs), 1.2 + 0.8 * len(cfg.lrs)))
-        image = ax.imshow(table, cmap="viridis_r")
-        for i in range(len(cfg.lrs)):
-            for j in range(len(cfg.cv_lrs)):
-                ax.text(j, i, f"{table[i, j]:.0f}", ha="center", va="center", fontsize=8)
-        ax.set(xticks=range(len(cfg.cv_lrs)), yticks=range(len(cfg.lrs)))
-        ax.set(xticklabels=[f"{b:g}" for b in cfg.cv_lrs], yticklabels=[f"{a:g}" for a in cfg.lrs])
-        ax.set(xlabel="cv_lr", ylabel="lr", title="A2C tuning: mean episodes to solve")
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        unsolved = _grid_means(state, cfg, "solved", lambda x: sum(not v for v in x))
+        w, h = 1.5 + 1.1 * len(cfg.cv_lrs), 1.2 + 0.8 * len(cfg.lrs)
+        fig, axes = plt.subplots(1, 2, figsize=(2 * w, h), squeeze=False)
+        for ax, (field, title, cmap) in zip(axes[0], panels, strict=True):
+            table = _grid_means(state, cfg, field)
+            image = ax.imshow(table, cmap=cmap)
+            for i, j in np.ndindex(table.shape):
+                text = f"{table[i, j]:.0f}" + (
+                    f" ({unsolved[i, j]:.0f})" if field == "episodes" else ""
+                )
+                ax.text(j, i, text, ha="center", va="center", fontsize=7)
+            ax.set(xticks=range(len(cfg.cv_lrs)), yticks=range(len(cfg.lrs)))
+            ax.set(
+                xticklabels=[f"{b:g}" for b in cfg.cv_lrs], yticklabels=[f"{a:g}" for a in cfg.lrs]
+            )
+            ax.set(xlabel="cv_lr", ylabel="lr", title=f"A2C tuning: {title}")
+            fig.colorbar(image, ax=ax, shrink=0.8)
         fig.tight_layout()
         ctx.save_figure(fig, "tuning")
+
+
+def _grid_means(state, cfg: PgConfig, field: str, reduce=np.mean) -> np.ndarray:
+    """``reduce`` over the tuning seeds of a tuning record's ``field``, ``[len(lrs), len(cv_lrs)]``."""
+    runs = state["tuning"]
+    return np.array(
+        [
+            [
+                float(
+                    reduce([runs[f"tune-{_grid_key(a, b)}-seed{t}"][field] for t in cfg.tune_seeds])
+                )
+                for b in cfg.cv_lrs
+            ]
+            for a in cfg.lrs
+        ]
+    )
 
 
 # ---- the three experiments -------------------------------------------------------------------
