@@ -31,9 +31,17 @@ from _common import load_average, machine_info, write_results
 
 OUT = Path(__file__).resolve().parent / "results"
 ENV = "CartPole-v0"
-SHADOWS = {"relax": "variance", "relax-v-mse": "squared-error"}
-"""RELAX critics trained alongside: c = V + ĉ all by Σ ĝ² (003 eq. 11), or V by squared error
-and ĉ by Σ ĝ² (``value_objective="squared-error"``)."""
+SHADOWS = {
+    "relax": ("relax", "variance", 1),
+    "relax-v-mse": ("relax", "squared-error", 1),
+    "a2c-xK": ("a2c", "squared-error", None),
+    "relax-xK": ("relax", "variance", None),
+    "relax-v-mse-xK": ("relax", "squared-error", None),
+}
+"""Critics trained alongside the A2C run, name -> (estimator, value_objective, critic steps per
+episode; None: ``--critic-steps``): RELAX's c = V + ĉ all by Σ ĝ² (003 eq. 11), or V by
+squared error and ĉ by Σ ĝ² (``value_objective="squared-error"``); the ``-xK`` ones take K
+steps on each episode, A2C's V included, to separate what V's fit and what ĉ contribute."""
 
 
 def sq_deviations(grads: list[torch.Tensor]) -> torch.Tensor:
@@ -58,7 +66,8 @@ def paired_variances(agents: dict, samples: int, seed: int) -> dict:
     }
     for name in SHADOWS:  # paired: same episodes, so their noise partly cancels
         diff = sq["a2c"] - sq[name]
-        out[f"z_a2c_minus_{name}"] = diff.mean().item() / (diff.std().item() / math.sqrt(samples))
+        sd = diff.std().item()
+        out[f"z_a2c_minus_{name}"] = diff.mean().item() / (sd / math.sqrt(samples)) if sd else 0.0
     return out
 
 
@@ -72,16 +81,20 @@ def critic_step(agent, episode: dict) -> None:
     agent.critic_optimizer.step()
 
 
-def run(seed: int, episodes: int, every: int, samples: int, lr: float, cv_lr: float) -> dict:
+def run(
+    seed: int, episodes: int, every: int, samples: int, lr: float, cv_lr: float, k: int
+) -> dict:
     from stochgrad.rl import PolicyGradient
 
     a2c = PolicyGradient(ENV, "a2c", lr=lr, cv_lr=cv_lr, seed=seed)
     agents = {"a2c": a2c}
-    for name, objective in SHADOWS.items():
+    steps = {}
+    for name, (estimator, objective, n) in SHADOWS.items():
         agents[name] = PolicyGradient(
-            ENV, "relax", lr=lr, cv_lr=cv_lr, seed=seed, value_objective=objective
+            ENV, estimator, lr=lr, cv_lr=cv_lr, seed=seed, value_objective=objective
         )
-        agents[name].policy = a2c.policy  # one policy: RELAX trains only its critic
+        agents[name].policy = a2c.policy  # one policy: the shadows train only their critics
+        steps[name] = k if n is None else n
     points, start = [], time.perf_counter()
     while a2c.episode <= episodes:
         if a2c.episode % every == 0:
@@ -91,7 +104,8 @@ def run(seed: int, episodes: int, every: int, samples: int, lr: float, cv_lr: fl
             points.append(v)
         episode = a2c.rollout(a2c.env, a2c._episode_seed(a2c.episode), a2c.generator)
         for name in SHADOWS:
-            critic_step(agents[name], episode)
+            for _ in range(steps[name]):
+                critic_step(agents[name], episode)
         a2c.update(episode)
         a2c.episode_returns.append(float(episode["rewards"].sum()))
         a2c.episode += 1
@@ -106,11 +120,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--cv-lr", type=float, default=0.01)
+    parser.add_argument("--critic-steps", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
     load0 = load_average()
     runs = {
-        s: run(s, args.episodes, args.every, args.samples, args.lr, args.cv_lr) for s in args.seeds
+        s: run(s, args.episodes, args.every, args.samples, args.lr, args.cv_lr, args.critic_steps)
+        for s in args.seeds
     }
     names = ["a2c", *SHADOWS]
     episodes = [p["episode"] for p in runs[args.seeds[0]]["points"]]
@@ -129,55 +145,65 @@ def main() -> None:
             ]
             row[f"paired_z_per_seed.{name}"] = [p[f"z_a2c_minus_{name}"] for p in pts]
         summary.append(row)
-        cells = [f"{row[f'log10_var.{n}']:.2f}" for n in names]
-        for name in SHADOWS:
-            ratios = row[f"log10_ratio_per_seed.{name}"]
-            zs = ", ".join(f"{z:.1f}" for z in row[f"paired_z_per_seed.{name}"])
-            cells.append(f"{statistics.fmean(ratios):+.2f} ({zs})")
+        cells = [f"{row['log10_var.a2c']:.2f}"]
+        cells += [f"{statistics.fmean(row[f'log10_ratio_per_seed.{n}']):+.2f}" for n in SHADOWS]
         rows.append(f"| {ep} | {row['mean_return_last_20']:.0f} | " + " | ".join(cells) + " |")
-    overall = {
-        name: statistics.fmean(
-            r for row in summary[1:] for r in row[f"log10_ratio_per_seed.{name}"]
-        )
-        for name in SHADOWS
-    }
+    overall, spread = {}, {}
+    for name in SHADOWS:
+        ratios = [r for row in summary[1:] for r in row[f"log10_ratio_per_seed.{name}"]]
+        overall[name] = statistics.fmean(ratios)
+        spread[name] = statistics.stdev(ratios) / math.sqrt(len(ratios))
     result = {
         "env": ENV,
         "settings": vars(args),
         "summary": summary,
         "runs": {str(s): r for s, r in runs.items()},
         "mean_log10_ratio_to_a2c_after_start": overall,
+        "se_log10_ratio_to_a2c_after_start": spread,
         "machine": machine_info(load0),
     }
     n_params = sum(p.numel() for p in _policy_params())
     walls = ", ".join(f"{r['wall_s']:.0f} s" for r in runs.values())
+    k = args.critic_steps
     intro = (
         f"One policy trained by A2C (lr {args.lr}, V's Adam step {args.cv_lr}, 10-10 ReLU "
-        f"networks, one episode per update, γ 0.99, Monte-Carlo returns). Two RELAX critics "
-        f"c = V(s) + ĉ(z, s) are trained on the same episodes without moving θ (Adam "
-        f"{args.cv_lr}): `relax` fits all of c by the variance objective Σ ĝ² (003 eq. 11), "
-        f"`relax-v-mse` fits V by squared error and ĉ by Σ ĝ². Every {args.every} episodes all "
-        f"three estimators' ĝ are taken on the same {args.samples} fresh episodes of the current "
-        f"policy (identical actions: only the estimator differs). Var ĝ = mean over episodes of "
-        f"||ĝ - ḡ||², summed over the policy's {n_params} parameters; log10, mean over seeds "
-        f"{args.seeds}. In brackets: paired z per seed of (A2C - RELAX) squared deviations "
-        f"(positive: RELAX lower)."
+        f"networks, one episode per update, γ 0.99, Monte-Carlo returns). Critics trained on "
+        f"the same episodes without moving θ (Adam {args.cv_lr}): `relax` fits all of "
+        f"c = V(s) + ĉ(z, s) by the variance objective Σ ĝ² (003 eq. 11); `relax-v-mse` fits V "
+        f"by squared error and ĉ by Σ ĝ²; the `-xK` ones take K = {k} critic steps on each "
+        f"episode instead of one (`a2c-xK`: A2C's V alone). Every {args.every} episodes every "
+        f"estimator's ĝ is taken on the same {args.samples} fresh episodes of the current policy "
+        f"(identical actions: only the estimator differs). Var ĝ = mean over episodes of "
+        f"||ĝ - ḡ||², summed over the policy's {n_params} parameters. Columns after the first "
+        f"variance: log10 (Var / Var of A2C as trained), mean over seeds {args.seeds}; "
+        f"negative = lower variance than A2C."
     )
-    header = (
-        "| episode | A2C return (last 20) | log10 Var A2C | log10 Var relax | log10 Var relax-v-mse "
-        "| log10 ratio relax/A2C (paired z) | log10 ratio relax-v-mse/A2C (paired z) |"
-    )
+    header = "| episode | A2C return (last 20) | log10 Var A2C | " + " | ".join(SHADOWS) + " |"
+    summary_rows = [
+        f"| {n} | {SHADOWS[n][0]} | {SHADOWS[n][1]} | {SHADOWS[n][2] or k} | "
+        f"{overall[n]:+.3f} ± {spread[n]:.3f} | {10 ** overall[n]:.2f} |"
+        for n in SHADOWS
+    ]
     md = [
         "# Policy-gradient variance of A2C and RELAX at the same policy (CartPole-v0)",
         "",
         intro,
         "",
         header,
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in SHADOWS) + " |",
         *rows,
         "",
-        "Mean log10 ratio to A2C over the points after episode 0 and the seeds: "
-        + ", ".join(f"{n} {v:+.3f}" for n, v in overall.items()),
+        (
+            "Over all points after episode 0 and all seeds (mean ± s.e. of the per-point log10 "
+            "ratios; the points of one run are not independent, so the s.e. is optimistic):"
+        ),
+        "",
+        (
+            "| critic | estimator | V fitted by | critic steps per episode | log10 Var ratio to A2C "
+            "| Var ratio |"
+        ),
+        "| --- | --- | --- | --- | --- | --- |",
+        *summary_rows,
         "",
         f"Wall time per seed: {walls}; load average at start {load0}.",
     ]
