@@ -491,8 +491,8 @@ def _figures(ctx, cfg: PgConfig, s: Setting, state) -> None:
 
     if cfg.tune:
         panels = (
-            ("episodes", "mean episodes (unsolved runs)", "viridis_r"),
-            ("final_return", "mean final return", "viridis"),
+            ("episodes", "episodes (unsolved runs)", "viridis_r"),
+            ("final_return", "final return", "viridis"),
         )
         unsolved = _grid_means(state, cfg, "solved", lambda x: sum(not v for v in x))
         w, h = 1.5 + 1.1 * len(cfg.cv_lrs), 1.2 + 0.8 * len(cfg.lrs)
@@ -504,13 +504,14 @@ def _figures(ctx, cfg: PgConfig, s: Setting, state) -> None:
                 text = f"{table[i, j]:.0f}" + (
                     f" ({unsolved[i, j]:.0f})" if field == "episodes" else ""
                 )
-                ax.text(j, i, text, ha="center", va="center", fontsize=7)
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, backgroundcolor="w")
             ax.set(xticks=range(len(cfg.cv_lrs)), yticks=range(len(cfg.lrs)))
             ax.set(
                 xticklabels=[f"{b:g}" for b in cfg.cv_lrs], yticklabels=[f"{a:g}" for a in cfg.lrs]
             )
-            ax.set(xlabel="cv_lr", ylabel="lr", title=f"A2C tuning: {title}")
+            ax.set(xlabel="cv_lr", ylabel="lr", title=title)
             fig.colorbar(image, ax=ax, shrink=0.8)
+        fig.suptitle(f"A2C tuning, mean over {len(cfg.tune_seeds)} seed(s)", fontsize=9)
         fig.tight_layout()
         ctx.save_figure(fig, "tuning")
 
