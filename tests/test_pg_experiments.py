@@ -109,6 +109,15 @@ def test_solved_run_stops_at_its_solve_and_counts_it(tmp_path):
     assert m2["steps.a2c"] >= 6000
 
 
+def test_critic_settings_reach_every_learner(tmp_path):
+    sets = ["tune=false", "budget_steps=400", "grad_var_every=0", "critic_steps=2"]
+    sets += ["value_objective=squared-error"]
+    run_experiment("pg-cartpole", "quick", sets, out_dir=tmp_path)
+    for method in ("a2c", "relax"):
+        hp = PolicyGradient.load(tmp_path / "agents" / f"{method}.pt").hparams
+        assert hp["critic_steps"] == 2 and hp["value_objective"] == "squared-error"
+
+
 def test_select_fewest_unsolved_then_episodes_or_final_return_then_grid_order():
     cfg = PgConfig(lrs=(0.01, 0.003), cv_lrs=(0.01,), tune_seeds=(100, 101))
 
@@ -250,6 +259,8 @@ def test_sigkill_then_stochgrad_resume(tmp_path, uninterrupted):
         ("window=0", "window"),
         ("hidden=10,0", "hidden"),
         ("checkpoint_every=0", "checkpoint_every"),
+        ("critic_steps=0", "critic_steps"),
+        ("value_objective=mse", "value_objective"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path, item, field):

@@ -104,6 +104,11 @@ class PgConfig:
     """Discount of the returns (the authors' code)."""
     cv_scale: float = 1.0
     """Initial scale s of ĉ = s · MLP(action, state) in c_φ = V + ĉ (RELAX, LAX)."""
+    value_objective: str = "variance"
+    """RELAX/LAX: variance (all of c_φ = V + ĉ by Σ ĝ², 003 eq. 11) or squared-error (V by
+    A2C's squared error, ĉ alone by Σ ĝ²); see :class:`stochgrad.rl.PolicyGradient`."""
+    critic_steps: int = 1
+    """The critic's Adam steps per episode, every method (the papers: 1)."""
     tune: bool = True
     """Select (lr, cv_lr) on A2C over ``lrs`` x ``cv_lrs`` (003 C.2); False: use lr, cv_lr."""
     lrs: tuple[float, ...] = (0.01, 0.003, 0.001)
@@ -161,7 +166,11 @@ class Setting:
 def resolve(cfg: PgConfig, env_id: str, seed: int) -> Setting:
     """Check ``cfg`` and fill its None fields for ``env_id``; ValueError naming the field."""
     require_positive(cfg, "window", "gamma", "cv_scale", "lr", "cv_lr", "grad_var_samples")
-    require_positive(cfg, "checkpoint_every")
+    require_positive(cfg, "checkpoint_every", "critic_steps")
+    if cfg.value_objective not in ("variance", "squared-error"):
+        raise ValueError(
+            f"value_objective must be 'variance' or 'squared-error', got {cfg.value_objective!r}"
+        )
     env = make_env_check(env_id)
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     env.close()
@@ -213,6 +222,7 @@ def tuning_key(cfg: PgConfig, s: Setting) -> dict[str, Any]:
                 "budget": s.tune_budget,
                 "hidden": cfg.hidden,
                 "gamma": cfg.gamma,
+                "critic_steps": cfg.critic_steps,
                 "lrs": cfg.lrs,
                 "cv_lrs": cfg.cv_lrs,
                 "tune_seeds": cfg.tune_seeds,
@@ -355,7 +365,10 @@ def run_pg(cfg: PgConfig, ctx, env_id: str, name: str) -> dict[str, float]:
         (out / TUNING).unlink(missing_ok=True)
         state = {"tuning": {}, "final": {}, "current": None, "offset": 0}
     agent_dir.mkdir(parents=True, exist_ok=True)
-    hp = {"hidden": cfg.hidden, "gamma": cfg.gamma, "cv_scale": cfg.cv_scale}
+    hp = {
+        "hidden": cfg.hidden, "gamma": cfg.gamma, "cv_scale": cfg.cv_scale,
+        "critic_steps": cfg.critic_steps, "value_objective": cfg.value_objective,
+    }  # fmt: skip
     device = str(ctx.device)
     grid = [(a, b) for a in cfg.lrs for b in cfg.cv_lrs] if cfg.tune else []
     n_tune = len(grid) * len(cfg.tune_seeds)
