@@ -224,6 +224,13 @@ def leaves(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone().requires_grad_(True) for n, p in module.named_parameters()}
 
 
+def adam(params: list[torch.Tensor], lr: float, like: torch.optim.Optimizer) -> torch.optim.Adam:
+    """torch's Adam with the implementation (fused / foreach) the agent's optimizer uses, so
+    that the comparison is of the update's maths, not of the optimizer kernels."""
+    d = like.defaults
+    return torch.optim.Adam(params, lr=lr, fused=d.get("fused"), foreach=d.get("foreach"))
+
+
 def returns_by_hand(rewards: np.ndarray) -> torch.Tensor:
     """R_t = Σ_{t'≥t} γ^{t'-t} r_t' as a reversed cumulative sum of γ^t r_t over γ^t."""
     disc = GAMMA ** np.arange(len(rewards), dtype=np.float64)
@@ -246,8 +253,8 @@ class HandRelax:
         self.c = [critic[f"terms.1.net.{k}"] for k in
                   ("0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias")]  # fmt: skip
         self.scale = critic["terms.1.scale"]
-        self.opt_pi = torch.optim.Adam(self.pi, lr=lr)
-        self.opt_c = torch.optim.Adam(list(critic.values()), lr=cv_lr)
+        self.opt_pi = adam(self.pi, lr, agent.policy_optimizer)
+        self.opt_c = adam(list(critic.values()), cv_lr, agent.critic_optimizer)
 
     def gradients(self, ep: dict):
         s, u, a = ep["states"], ep["noise"], ep["actions"]
@@ -291,8 +298,8 @@ class HandA2C:
         self.pi = list(leaves(agent.policy).values())
         self.critic_named = {f"net.{n}": p for n, p in leaves(agent.value.net).items()}
         self.v = list(self.critic_named.values())
-        self.opt_pi = torch.optim.Adam(self.pi, lr=lr)
-        self.opt_c = torch.optim.Adam(self.v, lr=cv_lr)
+        self.opt_pi = adam(self.pi, lr, agent.policy_optimizer)
+        self.opt_c = adam(self.v, cv_lr, agent.critic_optimizer)
 
     def gradients(self, ep: dict):
         s, a = ep["states"], ep["actions"]
@@ -542,7 +549,8 @@ def markdown(res: dict) -> str:
             "hand-written update (RELAX: Gumbel z, conditional z̃ from the same uniforms, "
             "c = V(s) + s · MLP([z, s]), ĝ by one vector-Jacobian product, Σ ĝ² differentiated by "
             "double backward; A2C: log π (R - V) and V's squared error), float32. Time: one whole "
-            "update (estimate, critic loss, both Adam steps with lr = 0) in interleaved rounds, "
+            "update (estimate, critic loss, both Adam steps with lr = 0, torch's Adam with the "
+            "agent's implementation on both sides) in interleaved rounds, "
             "CPU time of the thread, median of "
             f"{next(iter(hw['timing'].values()))['rounds']} rounds; ratio = ours / by hand, median "
             "[quartiles] of per-round ratios."
@@ -633,6 +641,18 @@ def strip(runs: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs]
 
 
+def git_state() -> str:
+    """The checkout's commit at the start, with ``+changes`` if ``src/`` differs from it."""
+
+    def git(*a: str) -> subprocess.CompletedProcess:
+        cwd = Path(__file__).resolve().parent
+        return subprocess.run(["git", *a], check=False, capture_output=True, text=True, cwd=cwd)
+
+    commit = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    dirty = git("diff", "--quiet", "HEAD", "--", "../src").returncode != 0
+    return commit + (" +changes in src/" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lr", type=float, default=None)
@@ -666,7 +686,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*CartPole-v0 is out of date.*")
     torch.set_num_threads(1)
     load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()
-
+    commit = git_state()
     if args.lr is None:
         grid, lr, cv_lr = tune(args.tuning_seeds, args.budget)
         source = f"tuned on A2C here, seeds {args.tuning_seeds}"
@@ -695,8 +715,6 @@ def main() -> None:
                                    args.var_samples, runs)  # fmt: skip
     trained = {est: runs[est][0]["_agent"] for est in ("a2c", "relax")}
     hw = hand_written(trained, lr, cv_lr, rounds=args.rounds, calls=5)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     res = {
         "benchmark": "benchmarks/pg.py", "env": ENV, "solve_threshold": SOLVED,
         "window": WINDOW, "budget_env_steps": args.budget, "seeds": args.seeds,
