@@ -241,8 +241,8 @@ def returns_by_hand(rewards: np.ndarray) -> torch.Tensor:
 class HandRelax:
     """RELAX for one episode in plain PyTorch (003 App. B): policy logits = MLP(s),
     z = log θ - log(-log u), z̃ ~ p(z | a) from the same u, c(z, s) = V(s) + scale · MLP([z, s]),
-    ĝ = Σ_t (R_t - c(z̃_t)) ∂log π(a_t|s_t) + ∂c(z_t) - ∂c(z̃_t), φ-gradient of Σ ĝ² by double
-    backward, then Adam on both."""
+    ĝ = Σ_t (R_t - c(z̃_t)) ∂log π(a_t|s_t) + ∂c(z_t) - ∂c(z̃_t), φ-gradient of Σ ĝ² by
+    double backward, then Adam on both."""
 
     def __init__(self, agent, lr: float, cv_lr: float) -> None:
         self.pi = list(leaves(agent.policy).values())
@@ -382,11 +382,12 @@ def markdown(res: dict) -> str:
         "# Policy gradients on CartPole-v0: episodes to solve (`benchmarks/pg.py`, issue 13)",
         "",
         (
-            f"CartPole-v0 (200-step episodes), solved = mean return of the last {WINDOW} episodes "
-            f">= {SOLVED:g} (003 Table 4), budget {b:,} env steps per run, seeds {res['seeds']}, one "
-            f"torch thread, {m['cpu_count']} shared cores, load (1 min) {load['start']:.2f} at start,"
-            f" {load['end']:.2f} at the end. Ours: 2 x 10 ReLU policy and critic nets, one update per"
-            f" episode, no bootstrapping, γ = {GAMMA}, Adam lr = {res['lr']}, cv_lr = {res['cv_lr']} "
+            f"CartPole-v0 (200-step episodes), solved = mean return of the last {WINDOW} "
+            f"episodes >= {SOLVED:g} (003 Table 4), budget {b:,} env steps per run, seeds "
+            f"{res['seeds']}, one torch thread, {m['cpu_count']} shared cores, load (1 min) "
+            f"{load['start']:.2f} at start, {load['end']:.2f} at the end. Ours: 2 x 10 ReLU "
+            f"policy and critic nets, one update per episode, no bootstrapping, γ = {GAMMA}, "
+            f"Adam lr = {res['lr']}, cv_lr = {res['cv_lr']} "
             f"({res['lr_source']}). relax: all of c = V(s) + ĉ(z, s) trained by the variance "
             "objective (003 eq. 11); relax-v-mse: V fitted by A2C's squared error, ĉ alone by the "
             "variance objective (`value_objective='squared-error'`). `*` = unsolved within the "
@@ -443,7 +444,10 @@ def markdown(res: dict) -> str:
             "",
             f"Further seeds {pc['seeds'][0]}-{pc['seeds'][-1]}, same setting and budget:",
             "",
-            f"| method | episodes to solve (mean ± s.e.) | solved | all {n_all} seeds (mean ± s.e.) |",
+            (
+                "| method | episodes to solve (mean ± s.e.) | solved | "
+                f"all {n_all} seeds (mean ± s.e.) |"
+            ),
             "| --- | --- | --- | --- |",
         ]
         for name, sm in pc["summary"].items():
@@ -457,8 +461,8 @@ def markdown(res: dict) -> str:
         for name, t in pc["tests_all_seeds"].items():
             verdict = "fewer" if t["mannwhitney_p_relax_fewer"] < 0.05 else "not fewer"
             lines.append(
-                f"- {name} vs a2c over all {n_all} seeds: {t['mean_difference_relax_minus_a2c']:+.0f}"
-                f" episodes, Welch p = {t['welch_p_two_sided']:.3f} (two-sided), Mann-Whitney "
+                f"- {name} vs a2c over all {n_all} seeds: "
+                f"{t['mean_difference_relax_minus_a2c']:+.0f} episodes, Welch p = {t['welch_p_two_sided']:.3f} (two-sided), Mann-Whitney "
                 f"p = {t['mannwhitney_p_relax_fewer']:.3f} (one-sided): {verdict} episodes than "
                 "A2C at the 5% level."
             )
@@ -509,7 +513,8 @@ def markdown(res: dict) -> str:
         "## Wall-clock per episode and per env step (the learning runs above)",
         "",
         (
-            "Each seed runs ours (a2c, relax, relax-v-mse) and SB3 one after another in this process, one "
+            "Each seed runs ours (a2c, relax, relax-v-mse) and SB3 one after another in this "
+            "process, one "
             "torch thread each; medians over seeds; the ratio is SB3 / ours per seed (median). "
             "Times include acting, env steps and updates, up to the solve or the budget; episodes "
             "differ in length between methods, so the per-step figure is the comparable one. CPU = "
@@ -547,7 +552,8 @@ def markdown(res: dict) -> str:
             "Same episode (rolled out by `agent.rollout`), same parameters. Gradients: ours "
             "`PolicyGradient.policy_gradient` (and the critic's loss gradient) against a "
             "hand-written update (RELAX: Gumbel z, conditional z̃ from the same uniforms, "
-            "c = V(s) + s · MLP([z, s]), ĝ by one vector-Jacobian product, Σ ĝ² differentiated by "
+            "c = V(s) + s · MLP([z, s]), ĝ by one vector-Jacobian product, Σ ĝ² differentiated "
+            "by "
             "double backward; A2C: log π (R - V) and V's squared error), float32. Time: one whole "
             "update (estimate, critic loss, both Adam steps with lr = 0, torch's Adam with the "
             "agent's implementation on both sides) in interleaved rounds, "
