@@ -256,6 +256,41 @@ def test_estimator_rebuilds_the_rollout_actions():
         agent.policy_gradient(episode)
 
 
+def test_a_near_tie_that_rounding_flips_still_rebuilds_the_action_taken():
+    """The rollout's one-row passes and the update's batched pass round apart (about 1e-8):
+    where two Gumbel-perturbed logits nearly tie, the batched pass could select the other
+    action.  The estimate takes the rollout's logits as values, so b = H(z) stays the action
+    taken; without them, the same episode is rejected."""
+    from stochgrad.estimators import CategoricalRelaxation
+
+    agent = PolicyGradient("CartPole-v0", "relax", seed=7)
+    episode = agent.rollout(agent.env, 0, torch.Generator().manual_seed(0))
+    logits = episode["policy_out"][:1]
+    log_theta = torch.log_softmax(logits, -1)[0]
+    z0 = (log_theta - torch.log(-torch.log(episode["noise"][0])))[0]
+    u1 = torch.exp(-torch.exp(log_theta[1] - z0 + 1e-6))  # z_1 just below z_0
+    episode["noise"][0, 1] = u1
+    z = CategoricalRelaxation(logits=logits).rsample_z(episode["noise"][:1])[0]
+    assert 0 < z[0] - z[1] < 1e-5
+    episode["actions"][0] = 0  # what the rollout's pass selects
+    with torch.no_grad():  # the update's pass lands on the other side of the tie
+        agent.policy[-1].bias[1] += 1e-4
+    agent.policy_gradient(episode)
+    del episode["policy_out"]
+    with pytest.raises(RuntimeError, match="other actions"):
+        agent.policy_gradient(episode)
+
+
+def test_rollout_policy_out_equals_the_torch_pass_to_rounding():
+    for estimator, env in (("relax", "CartPole-v0"), ("lax", "Pendulum-v1")):
+        agent = PolicyGradient(env, estimator, seed=8)
+        episode = agent.rollout(agent.env, 0, agent.generator)
+        with torch.no_grad():
+            out = agent.policy(episode["states"])
+        out = out if agent.discrete else out[0]
+        torch.testing.assert_close(episode["policy_out"], out, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(("estimator", "env"), [("relax", "CartPole-v0"), ("lax", "Pendulum-v1")])
 def test_resume_continues_bit_identically(tmp_path, estimator, env):
     full = PolicyGradient(env, estimator, seed=4).learn(12)

@@ -48,6 +48,8 @@ from ..nn import mlp
 from .agent import resolve_agent_device
 
 PG_ESTIMATORS = ("a2c", "relax", "lax")
+NOISE_BLOCK = 256
+"""Steps of noise a rollout draws from its generator at a time."""
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float, last_value: float = 0.0) -> np.ndarray:
@@ -253,31 +255,90 @@ class PolicyGradient:
             return int(a)
         return np.clip(a.cpu().numpy(), self.low, self.high)
 
+    def _numpy_policy(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The policy's network (logits, or the Gaussian's mean) as a float32 numpy function of
+        one observation, from copies of its weights (fixed within an episode); None if it is
+        not a plain ReLU MLP.  A one-row pass rounds differently from the batched one of the
+        update anyway; :meth:`estimate` takes the rollout's outputs as the values."""
+        if self.discrete:
+            net: nn.Module | None = self.policy
+        else:  # a GaussianPolicy's σ does not depend on the state
+            net = self.policy.mean if isinstance(self.policy, GaussianPolicy) else None
+        if not isinstance(net, nn.Sequential):
+            return None
+        layers: list[tuple[np.ndarray, np.ndarray]] = []
+        for i, module in enumerate(net):
+            if isinstance(module, nn.Linear) and module.bias is not None and i % 2 == 0:
+                w = module.weight.detach().cpu().numpy().astype(np.float32)
+                layers.append((w, module.bias.detach().cpu().numpy().astype(np.float32)))
+            elif not (isinstance(module, nn.ReLU) and i % 2 == 1):
+                return None
+        last = len(layers) - 1
+
+        def forward(x: np.ndarray) -> np.ndarray:
+            for k, (w, b) in enumerate(layers):
+                x = w @ x + b
+                if k < last:
+                    x = np.maximum(x, 0.0, out=x)
+            return x
+
+        return forward
+
     def rollout(self, env: gym.Env, seed: int, generator: torch.Generator) -> dict[str, Any]:
         """One episode from ``env.reset(seed=seed)``: states ``[T, obs]``, noise ``[T, k|d]``,
-        actions ``[T]`` (indices) or ``[T, d]`` (unclipped), rewards ``[T]``, the final state
-        and whether the episode ended by termination (not a time limit)."""
+        actions ``[T]`` (indices) or ``[T, d]`` (unclipped), the policy's outputs ``[T, k|d]``
+        (logits, or the Gaussian's mean), rewards ``[T]``, the final state and whether the
+        episode ended by termination (not a time limit).  The noise is drawn in blocks of
+        ``NOISE_BLOCK`` steps from ``generator``."""
+        forward = self._numpy_policy()
         obs, _ = env.reset(seed=seed)
-        states, noises, actions, rewards = [], [], [], []
-        done, terminated = False, False
+        states, outputs, actions, rewards, blocks = [], [], [], [], []
+        done, terminated, t = False, False, 0
         with torch.no_grad():
+            if not self.discrete:
+                std = self.policy(torch.zeros(self.obs_dim, device=self.device))[1].cpu().numpy()
             while not done:
-                x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
-                u = self._noise(generator)
-                a = self._action(x, u)
-                step = int(a) if self.discrete else np.clip(a.cpu().numpy(), self.low, self.high)
-                next_obs, reward, terminated, truncated, _ = env.step(step)
+                if t % NOISE_BLOCK == 0:  # the next block of noise (and Gumbel offsets)
+                    u = self._noise_block(generator)
+                    blocks.append(u)
+                    noise = (torch.log(-torch.log(u)) if self.discrete else u).cpu()
+                    noise_np = noise.numpy()
+                x = np.asarray(obs, dtype=np.float32).reshape(-1)
+                if forward is None:
+                    out = self.policy(torch.as_tensor(x, device=self.device))
+                    out = (out if self.discrete else out[0]).cpu().numpy()
+                else:
+                    out = forward(x)
+                if self.discrete:  # argmax(log π - log(-log u)), the core's own ops (003 App. A)
+                    z = torch.log_softmax(torch.from_numpy(out), -1) - noise[t % NOISE_BLOCK]
+                    a: Any = int(z.argmax())
+                    step: Any = a
+                else:
+                    a = out + std * noise_np[t % NOISE_BLOCK]  # μ + σ ε
+                    step = np.clip(a, self.low, self.high)
+                obs_next, reward, terminated, truncated, _ = env.step(step)
                 states.append(x)
-                noises.append(u)
+                outputs.append(out)
                 actions.append(a)
                 rewards.append(float(reward))
-                obs, done = next_obs, terminated or truncated
-        final = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+                obs, done, t = obs_next, terminated or truncated, t + 1
+        dev = self.device
         return {
-            "states": torch.stack(states), "noise": torch.stack(noises),
-            "actions": torch.stack(actions), "rewards": np.asarray(rewards),
-            "final_state": final, "terminated": bool(terminated),
-        }  # fmt: skip
+            "states": torch.as_tensor(np.stack(states), device=dev),
+            "noise": torch.cat(blocks)[:t],
+            "actions": torch.as_tensor(np.asarray(actions), device=dev),
+            "policy_out": torch.as_tensor(np.stack(outputs), device=dev),
+            "rewards": np.asarray(rewards),
+            "final_state": torch.as_tensor(np.asarray(obs, np.float32).reshape(-1), device=dev),
+            "terminated": bool(terminated),
+        }
+
+    def _noise_block(self, generator: torch.Generator) -> Tensor:
+        """``NOISE_BLOCK`` steps of noise: uniforms ``[n, k]`` of the Gumbel z, or ε ``[n, d]``."""
+        shape = torch.Size([NOISE_BLOCK, self.act_dim])
+        if self.discrete:
+            return _uniform(shape, torch.empty(0, device=self.device), generator)
+        return torch.randn(shape, generator=generator, device=self.device)
 
     # ---- the estimators -----------------------------------------------------------------------
 
@@ -293,48 +354,57 @@ class PolicyGradient:
             g = n_step_returns(episode["rewards"], values, gamma, n, last)
         return torch.as_tensor(g, dtype=torch.float32, device=self.device)
 
-    def estimate(self, episode: dict[str, Any], returns: Tensor) -> Estimate:
-        """The estimator's surrogate for the episode (sum over its T steps, eq. 12 / App. B)."""
+    def estimate(
+        self, episode: dict[str, Any], returns: Tensor, baseline: Tensor | None = None
+    ) -> Estimate:
+        """The estimator's surrogate for the episode (sum over its T steps, eq. 12 / App. B);
+        ``baseline``: A2C's V(s_t) ``[T]`` (detached here)."""
         states, noise, actions = episode["states"], episode["noise"], episode["actions"]
 
         def f(b: Tensor) -> Tensor:  # the black box: the returns of the actions taken
-            if self.discrete:
-                same = torch.equal(b.argmax(-1) if b.dim() == 2 else b, actions)
-            else:  # batched and one-row passes round differently
-                same = torch.allclose(b, actions, rtol=1e-4, atol=1e-5)
-            if not same:
+            if not torch.equal(b.argmax(-1) if self.discrete and b.dim() == 2 else b, actions):
                 raise RuntimeError("the estimator rebuilt other actions than the rollout took")
             return returns
 
-        if self.estimator == "a2c":
-            if self.discrete:
-                dist: Any = torch.distributions.Categorical(logits=self.policy(states))
-            else:
-                mean, std = self.policy(states)
-                dist = torch.distributions.Normal(mean, std.expand_as(mean))
-            baseline = self.value(states).detach()
-            return reinforce(dist, f, baseline, reduction="sum", sample=actions)
-        if self.estimator == "relax":
-            dist = CategoricalRelaxation(logits=self.policy(states))
+        if self.discrete:
+            out = self.policy(states)  # logits
+        else:
+            out, std = self.policy(states)  # mean, std
+        if "policy_out" in episode:  # the rollout's values (its one-row passes round apart)
+            out = out + (episode["policy_out"] - out).detach()
+        if self.discrete:
+            if self.estimator == "a2c":
+                dist: Any = torch.distributions.Categorical(logits=out, validate_args=False)
+                return reinforce(dist, f, baseline, reduction="sum", sample=actions)
+            dist = CategoricalRelaxation(logits=out)
             return relax(dist, f, self.control_variate, states, noise=noise, reduction="sum")
-        mean, std = self.policy(states)
-        dist = torch.distributions.Normal(mean, std.expand_as(mean))
-        sample = mean + std * noise  # a_t = g_θ(ε_t, s_t), attached to θ
+        std = std.expand_as(out)
+        dist = torch.distributions.Normal(out, std, validate_args=False)
+        if self.estimator == "a2c":
+            return reinforce(dist, f, baseline, reduction="sum", sample=actions)
+        sample = out + std * noise  # a_t = g_θ(ε_t, s_t), attached to θ
+        sample = sample + (actions - sample).detach()  # valued as the action taken
         return lax(dist, f, self.control_variate, states, reduction="sum", sample=sample)
 
-    def policy_gradient(self, episode: dict[str, Any]) -> tuple[list[Tensor], Tensor, Estimate]:
-        """ĝ for the policy's parameters (ascent direction), the critic's loss, and the
-        estimate.  The critic's loss is V's squared error (A2C) or Σ ĝ² (RELAX, LAX) with graph."""
+    def policy_gradient(
+        self, episode: dict[str, Any], critic: bool = True
+    ) -> tuple[list[Tensor], Tensor | None, Estimate]:
+        """ĝ for the policy's parameters (ascent direction), the critic's loss, and the estimate.
+        The critic's loss is V's squared error (A2C) or Σ ĝ² (RELAX, LAX; plus V's squared error
+        with ``value_objective="squared-error"``), with graph; None with ``critic=False``."""
         returns = self.returns(episode)
-        est = self.estimate(episode, returns)
         params = list(self.policy.parameters())
-        if self.estimator == "a2c":
+        fit_v = self.estimator == "a2c" or self.hparams["value_objective"] == "squared-error"
+        need_v = self.estimator == "a2c" or (fit_v and critic)  # the baseline, or its fit
+        values = self.value(episode["states"]) if need_v else None
+        est = self.estimate(episode, returns, None if values is None else values.detach())
+        value_loss = (returns - values).pow(2).mean() if fit_v and critic else None
+        if self.estimator == "a2c" or not critic:
             g = list(torch.autograd.grad(est.surrogate, params))
-            critic_loss = self.value.loss(returns, episode["states"])
-        else:
-            critic_loss, g = variance_loss(est, params)  # 003 eq. 11
-            if self.hparams["value_objective"] == "squared-error":
-                critic_loss = critic_loss + self.value.loss(returns, episode["states"])
+            return g, value_loss, est
+        critic_loss, g = variance_loss(est, params)  # 003 eq. 11
+        if value_loss is not None:
+            critic_loss = critic_loss + value_loss
         return g, critic_loss, est
 
     def update(self, episode: dict[str, Any]) -> dict[str, float]:
@@ -443,7 +513,7 @@ class PolicyGradient:
             episode = self.rollout(
                 env, self._episode_seed(self.episode * n_samples + i, 2), generator
             )
-            g, _, _ = self.policy_gradient(episode)
+            g, _, _ = self.policy_gradient(episode, critic=False)
             grads.append(torch.cat([x.detach().reshape(-1) for x in g]))
         env.close()
         var = torch.stack(grads).double().var(dim=0).mean()
