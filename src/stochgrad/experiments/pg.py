@@ -103,7 +103,8 @@ class PgConfig:
     gamma: float = 0.99
     """Discount of the returns (the authors' code)."""
     cv_scale: float = 1.0
-    """Initial scale s of ĉ = s · MLP(action, state) in c_φ = V + ĉ (RELAX, LAX)."""
+    """Initial scale s of ĉ = s · MLP(action, state) in c_φ = V + ĉ (RELAX, LAX); 0 starts RELAX
+    as A2C with a variance-trained V (the authors' toy problem starts s at 0)."""
     value_objective: str = "variance"
     """RELAX/LAX: variance (all of c_φ = V + ĉ by Σ ĝ², 003 eq. 11) or squared-error (V by
     A2C's squared error, ĉ alone by Σ ĝ²); see :class:`stochgrad.rl.PolicyGradient`."""
@@ -165,7 +166,7 @@ class Setting:
 
 def resolve(cfg: PgConfig, env_id: str, seed: int) -> Setting:
     """Check ``cfg`` and fill its None fields for ``env_id``; ValueError naming the field."""
-    require_positive(cfg, "window", "gamma", "cv_scale", "lr", "cv_lr", "grad_var_samples")
+    require_positive(cfg, "window", "gamma", "lr", "cv_lr", "grad_var_samples")
     require_positive(cfg, "checkpoint_every", "critic_steps")
     if cfg.value_objective not in ("variance", "squared-error"):
         raise ValueError(
