@@ -9,6 +9,8 @@ estimator with a term left out must fail.  The control variate c = V(s) + ĉ(z, 
 learner's own (10-10 ReLU networks), first trained by the variance objective for a few steps.
 """
 
+import copy
+import itertools
 import math
 
 import gymnasium as gym
@@ -210,6 +212,157 @@ def test_relax_with_a_trained_control_variate_has_lower_variance_than_a2c():
     assert z > 4, (z, var, se)
 
 
+# ---- multi-step episodes ---------------------------------------------------------------------
+# A tiny MDP (3 states, 3 actions, 3 steps; the observation is one-hot state and time) whose
+# expectations are sums over its 729 trajectories.  RELAX's and LAX's corrections are per step,
+# conditioned on s_t: on the same episodes their ĝ minus A2C's must have mean zero, A2C's must
+# match the enumerated E[Σ_t ∂log π(a_t|s_t) R_t], and the corrections left out (or c fed the
+# wrong step's state) must be caught.
+
+MDP_RNG = np.random.default_rng(123)
+MDP_P = MDP_RNG.dirichlet(np.ones(3), size=(3, 3))  # P[s, a, s']
+MDP_R = MDP_RNG.normal(size=(3, 3)) * 2.0  # r(s, a)
+MDP_P0 = MDP_RNG.dirichlet(np.ones(3))
+MDP_T, MDP_GAMMA, MDP_N = 3, 0.9, 6000
+
+
+def mdp_obs(s: int, t: int) -> np.ndarray:
+    o = np.zeros(3 + MDP_T, np.float32)
+    o[s], o[3 + min(t, MDP_T - 1)] = 1.0, 1.0
+    return o
+
+
+class TinyMDP(gym.Env):
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (3 + MDP_T,), np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.s, self.t = int(self.np_random.choice(3, p=MDP_P0)), 0
+        return mdp_obs(self.s, 0), {}
+
+    def step(self, action):
+        reward = float(MDP_R[self.s, int(action)])
+        self.s = int(self.np_random.choice(3, p=MDP_P[self.s, int(action)]))
+        self.t += 1
+        return mdp_obs(self.s, self.t), reward, self.t >= MDP_T, False, {}
+
+
+class TinyControl(gym.Env):
+    """A 1-D continuous 3-step task with a non-quadratic reward (LAX's multi-step check)."""
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (1 + MDP_T,), np.float32)
+        self.action_space = gym.spaces.Box(-10.0, 10.0, (1,), np.float32)
+
+    def _obs(self) -> np.ndarray:
+        o = np.zeros(1 + MDP_T, np.float32)
+        o[0], o[1 + min(self.t, MDP_T - 1)] = self.s, 1.0
+        return o
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.s, self.t = float(self.np_random.normal()), 0
+        return self._obs(), {}
+
+    def step(self, action):
+        a = float(np.asarray(action).reshape(-1)[0])
+        reward = -((self.s + a - 0.5) ** 2) + 0.3 * math.sin(3 * a)
+        self.s = 0.8 * self.s + 0.5 * a + 0.3 * float(self.np_random.normal())
+        self.t += 1
+        return self._obs(), reward, self.t >= MDP_T, False, {}
+
+
+def enumerated_policy_gradient(policy: nn.Module) -> torch.Tensor:
+    """E[Σ_t ∂log π(a_t|s_t) R_t] on TinyMDP, summed over every trajectory."""
+    params = list(policy.parameters())
+    obs = torch.tensor(np.stack([mdp_obs(s, t) for t in range(MDP_T) for s in range(3)]))
+    log_pi = torch.log_softmax(policy(obs), -1).reshape(MDP_T, 3, 3)  # [t, s, a]
+    surrogate = 0.0
+    for s0 in range(3):
+        for acts in itertools.product(range(3), repeat=MDP_T):
+            for nxt in itertools.product(range(3), repeat=MDP_T - 1):
+                states = (s0, *nxt)
+                p_env = MDP_P0[s0] * np.prod(
+                    [MDP_P[states[t], acts[t], states[t + 1]] for t in range(MDP_T - 1)]
+                )
+                lp = [log_pi[t, states[t], acts[t]] for t in range(MDP_T)]
+                p = p_env * torch.exp(sum(lp)).detach()
+                r = [MDP_R[states[t], acts[t]] for t in range(MDP_T)]
+                ret = [
+                    sum(MDP_GAMMA ** (k - t) * r[k] for k in range(t, MDP_T)) for t in range(MDP_T)
+                ]
+                surrogate = surrogate + p * sum(lp[t] * ret[t] for t in range(MDP_T))
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate, params)])
+
+
+def paired_agents(env_class, estimator: str) -> tuple[PolicyGradient, PolicyGradient]:
+    """(RELAX or LAX, A2C) with one θ; each critic trained 150 episodes by its own updates."""
+    torch.manual_seed(0)
+    other = PolicyGradient(env_class(), estimator, gamma=MDP_GAMMA, cv_scale=3.0, seed=0)
+    a2c = PolicyGradient(env_class(), "a2c", gamma=MDP_GAMMA, seed=0)
+    a2c.policy.load_state_dict(other.policy.state_dict())
+    theta = copy.deepcopy(other.policy.state_dict())
+    for agent in (other, a2c):
+        for i in range(150):
+            agent.update(agent.rollout(agent.env, 10**6 + i, agent.generator))
+            agent.policy.load_state_dict(theta)
+    return other, a2c
+
+
+def flat(grads) -> torch.Tensor:
+    return torch.cat([g.detach().reshape(-1) for g in grads]).double()
+
+
+def multi_step_gradients(other: PolicyGradient, a2c: PolicyGradient, wrong_cond: bool = False):
+    """Per episode: ĝ of A2C, of RELAX/LAX, and of RELAX/LAX without its correction term."""
+    params = list(other.policy.parameters())
+    gen = torch.Generator().manual_seed(7)
+    out = {"a2c": [], "other": [], "no_correction": []}
+    for i in range(MDP_N):
+        episode = other.rollout(other.env, i, gen)
+        out["a2c"].append(flat(a2c.policy_gradient(episode, critic=False)[0]))
+        if wrong_cond:  # c sees the next step's state: the check below must catch it
+            episode = {**episode, "states": episode["states"].roll(-1, 0)}
+        est = other.estimate(episode, other.returns(episode))
+        g = flat(torch.autograd.grad(est.surrogate, params, retain_graph=True))
+        out["other"].append(g)
+        z2 = est.z_tilde if other.discrete else est.z.detach()
+        c, c2 = other.control_variate.pair(est.z, z2, None, episode["states"])
+        out["no_correction"].append(g - flat(torch.autograd.grad((c - c2).sum(), params)))
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def max_abs_z(diff: torch.Tensor) -> float:
+    keep = diff.std(0) > 0
+    z = diff.mean(0)[keep] / (diff.std(0)[keep] / math.sqrt(diff.shape[0]))
+    return z.abs().max().item()
+
+
+def test_relax_equals_a2c_in_expectation_on_multi_step_episodes():
+    relax_agent, a2c = paired_agents(TinyMDP, "relax")
+    g = multi_step_gradients(relax_agent, a2c)
+    exact = enumerated_policy_gradient(a2c.policy).double()
+    assert max_abs_z(g["a2c"] - exact) < Z_BOUND  # A2C: E[Σ_t ∂log π R_t], by enumeration
+    assert max_abs_z(g["other"] - exact) < Z_BOUND
+    assert max_abs_z(g["other"] - g["a2c"]) < Z_BOUND  # paired: the same episodes
+    assert max_abs_z(g["no_correction"] - g["a2c"]) > Z_BOUND  # negative control
+
+
+def test_relax_with_the_wrong_steps_state_is_caught_on_multi_step_episodes():
+    relax_agent, a2c = paired_agents(TinyMDP, "relax")
+    g = multi_step_gradients(relax_agent, a2c, wrong_cond=True)
+    assert max_abs_z(g["other"] - g["a2c"]) > Z_BOUND
+
+
+def test_lax_equals_a2c_in_expectation_on_multi_step_episodes():
+    lax_agent, a2c = paired_agents(TinyControl, "lax")
+    g = multi_step_gradients(lax_agent, a2c)
+    assert max_abs_z(g["other"] - g["a2c"]) < Z_BOUND
+    assert max_abs_z(g["no_correction"] - g["a2c"]) > Z_BOUND
+
+
 # ---- returns and the solve criterion --------------------------------------------------------
 
 
@@ -328,7 +481,11 @@ def test_gradient_variance_log_leaves_training_unchanged():
 
 
 def test_n_step_learner_runs_and_bootstraps_on_time_limits():
-    agent = PolicyGradient("Pendulum-v1", "lax", n_step=5, seed=0)  # Pendulum only truncates
+    with pytest.warns(UserWarning, match="squared-error"):
+        PolicyGradient("Pendulum-v1", "lax", n_step=5)  # V fitted to Var ĝ, bootstrapped from
+    agent = PolicyGradient(
+        "Pendulum-v1", "lax", n_step=5, value_objective="squared-error", seed=0
+    )  # Pendulum only truncates
     episode = agent.rollout(agent.env, 0, agent.generator)
     assert not episode["terminated"]
     with torch.no_grad():

@@ -11,6 +11,10 @@ estimator call over the episode as a batch ``[T, ...]`` conditioned on the state
 - ``lax``:   ĝ = Σ_t ∂log π(a_t|s_t) [R_t - c(a_t, s_t)] + ∂c(g_θ(ε_t, s_t), s_t) (003 eq. 12;
   Gaussian policy a = μ_θ(s) + σ_θ ε).
 
+With γ < 1 the three are unbiased (to each other) for the papers' returns-to-go policy gradient
+E[Σ_t ∂log π(a_t|s_t) R_t], which equals ∂E[Σ_t r_t] only at γ = 1: the discounted objective
+E[Σ_t γ^t r_t] would weight step t by γ^t (Thomas 2014); 003 section 6.3 uses R_t as here.
+
 RELAX and LAX use c_φ(·, s) = V(s) + ĉ(·, s) (004 section 6.3), trained by the variance objective
 Σ ĝ² over the policy's parameters (003 eq. 11).  The rollout stores each step's noise (the
 uniforms u_t of z_t, or ε_t), so the estimators of :mod:`stochgrad.estimators` rebuild exactly
@@ -22,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -176,6 +181,13 @@ class PolicyGradient:
             raise ValueError(
                 f"value_objective must be 'variance' or 'squared-error', got {value_objective!r}"
             )
+        if n_step is not None and estimator != "a2c" and value_objective == "variance":
+            warnings.warn(
+                "n_step bootstraps from V, which value_objective='variance' trains to lower "
+                "Var ĝ, not to predict returns; value_objective='squared-error' fits it to them",
+                UserWarning,
+                stacklevel=2,
+            )
         self.estimator = estimator
         self.hparams: dict[str, Any] = {
             "estimator": estimator, "hidden": tuple(hidden), "lr": lr, "cv_lr": cv_lr,
@@ -273,6 +285,8 @@ class PolicyGradient:
                 layers.append((w, module.bias.detach().cpu().numpy().astype(np.float32)))
             elif not (isinstance(module, nn.ReLU) and i % 2 == 1):
                 return None
+        if len(net) % 2 == 0:  # must end with a Linear layer (the logits / mean)
+            return None
         last = len(layers) - 1
 
         def forward(x: np.ndarray) -> np.ndarray:
@@ -370,8 +384,8 @@ class PolicyGradient:
             out = self.policy(states)  # logits
         else:
             out, std = self.policy(states)  # mean, std
-        if "policy_out" in episode:  # the rollout's values (its one-row passes round apart)
-            out = out + (episode["policy_out"] - out).detach()
+        if "policy_out" in episode:  # valued as the rollout's one-row passes (they round apart)
+            out = episode["policy_out"] + (out - out.detach())
         if self.discrete:
             if self.estimator == "a2c":
                 dist: Any = torch.distributions.Categorical(logits=out, validate_args=False)
@@ -383,7 +397,7 @@ class PolicyGradient:
         if self.estimator == "a2c":
             return reinforce(dist, f, baseline, reduction="sum", sample=actions)
         sample = out + std * noise  # a_t = g_θ(ε_t, s_t), attached to θ
-        sample = sample + (actions - sample).detach()  # valued as the action taken
+        sample = actions + (sample - sample.detach())  # valued as the action taken
         return lax(dist, f, self.control_variate, states, reduction="sum", sample=sample)
 
     def policy_gradient(
