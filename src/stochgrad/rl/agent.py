@@ -207,16 +207,8 @@ class OffPolicyAgent:
         self, n_episodes: int = 10, seed: int = 10_000, deterministic: bool = True
     ) -> float:
         """Mean return of ``n_episodes`` episodes on a fresh copy of the env."""
-        env = gym.make(self.env_id) if self.env_id else copy.deepcopy(self.env)
-        total = 0.0
-        for i in range(n_episodes):
-            obs, _ = env.reset(seed=seed + i)
-            done = False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(self.act(obs, deterministic))
-                total += float(reward)
-                done = terminated or truncated
-        return total / n_episodes
+        env = fresh_env(self.env_id, self.env)
+        return mean_return(env, lambda obs: self.act(obs, deterministic), n_episodes, seed)
 
     # ---- persistence --------------------------------------------------------------------------
 
@@ -242,11 +234,7 @@ class OffPolicyAgent:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the whole agent (networks, optimizers, buffer, RNG, step) atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomic(self.state_dict(), path)
 
     def load_state_dict(self, s: dict) -> None:
         if s.get("agent") != self.name:
@@ -290,6 +278,35 @@ class OffPolicyAgent:
         agent = cls(env if env is not None else s["env_id"], device=device, **hp)
         agent.load_state_dict(s)
         return agent
+
+
+def fresh_env(env_id: str | None, env: gym.Env) -> gym.Env:
+    """A new instance of an agent's environment: ``gym.make(env_id)``, else a deep copy."""
+    return gym.make(env_id) if env_id else copy.deepcopy(env)
+
+
+def mean_return(env: gym.Env, act: Any, n_episodes: int, seed: int) -> float:
+    """Mean undiscounted return of ``n_episodes`` episodes of ``act(obs)`` from seeds
+    ``seed, seed + 1, ...``; closes ``env``."""
+    total = 0.0
+    for i in range(n_episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            done = terminated or truncated
+    env.close()
+    return total / n_episodes
+
+
+def save_atomic(state: dict, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary file, then rename it over ``path`` (never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def frozen(module: nn.Module):

@@ -23,7 +23,6 @@ the actions taken.  ``n_step`` replaces R_t by n-step bootstrapped returns on th
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import warnings
@@ -50,7 +49,7 @@ from ..estimators import (
 )
 from ..estimators.relaxations import _uniform
 from ..nn import mlp
-from .agent import resolve_agent_device
+from .agent import fresh_env, mean_return, resolve_agent_device, save_atomic
 
 PG_ESTIMATORS = ("a2c", "relax", "lax")
 NOISE_BLOCK = 256
@@ -518,7 +517,7 @@ class PolicyGradient:
     def gradient_variance(self, n_samples: int = 10) -> float:
         """log10 of the variance of ĝ over ``n_samples`` episodes of the current policy, averaged
         over the policy's parameters (Fig. 4 bottom row).  Uses its own env copy and noise."""
-        env = gym.make(self.env_id) if self.env_id else copy.deepcopy(self.env)
+        env = fresh_env(self.env_id, self.env)
         generator = torch.Generator(device=self.device).manual_seed(
             self._episode_seed(self.episode, stream=1)
         )
@@ -537,17 +536,8 @@ class PolicyGradient:
         self, n_episodes: int = 10, seed: int = 10_000, deterministic: bool = False
     ) -> float:
         """Mean return of ``n_episodes`` episodes on a fresh copy of the env."""
-        env = gym.make(self.env_id) if self.env_id else copy.deepcopy(self.env)
-        total = 0.0
-        for i in range(n_episodes):
-            obs, _ = env.reset(seed=seed + i)
-            done = False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(self.act(obs, deterministic))
-                total += float(reward)
-                done = terminated or truncated
-        env.close()
-        return total / n_episodes
+        env = fresh_env(self.env_id, self.env)
+        return mean_return(env, lambda obs: self.act(obs, deterministic), n_episodes, seed)
 
     # ---- persistence --------------------------------------------------------------------------
 
@@ -570,11 +560,7 @@ class PolicyGradient:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the learner (networks, optimizers, noise generator, history) atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomic(self.state_dict(), path)
 
     def load_state_dict(self, s: dict) -> None:
         if s.get("agent") != self.name or s["hparams"]["estimator"] != self.estimator:
