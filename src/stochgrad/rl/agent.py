@@ -73,7 +73,7 @@ class OffPolicyAgent:
         **hparams: Any,
     ) -> None:
         self.env_id = env if isinstance(env, str) else None
-        self.env = gym.make(env) if isinstance(env, str) else env
+        self.env = make_env(env) if isinstance(env, str) else env
         space = self.env.action_space
         if not isinstance(space, gym.spaces.Box):
             raise TypeError(f"{type(self).__name__} needs a Box action space, got {space}")
@@ -281,8 +281,16 @@ class OffPolicyAgent:
 
 
 def fresh_env(env_id: str | None, env: gym.Env) -> gym.Env:
-    """A new instance of an agent's environment: ``gym.make(env_id)``, else a deep copy."""
-    return gym.make(env_id) if env_id else copy.deepcopy(env)
+    """A new instance of an agent's environment: ``make_env(env_id)``, else a deep copy."""
+    return make_env(env_id) if env_id else copy.deepcopy(env)
+
+
+def make_env(env_id: str) -> gym.Env:
+    """``gym.make(env_id)`` without Gymnasium's "out of date" warning: an older version
+    (CartPole-v0, the papers' 200-step task) is chosen on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is out of date.*")
+        return gym.make(env_id)
 
 
 def mean_return(env: gym.Env, act: Any, n_episodes: int, seed: int) -> float:

@@ -49,7 +49,7 @@ from ..estimators import (
 )
 from ..estimators.relaxations import _uniform
 from ..nn import mlp
-from .agent import fresh_env, mean_return, resolve_agent_device, save_atomic
+from .agent import fresh_env, make_env, mean_return, resolve_agent_device, save_atomic
 
 PG_ESTIMATORS = ("a2c", "relax", "lax")
 NOISE_BLOCK = 256
@@ -165,7 +165,7 @@ class PolicyGradient:
         ):
             raise ValueError(f"hidden must be a non-empty tuple of ints >= 1, got {hidden!r}")
         self.env_id = env if isinstance(env, str) else None
-        self.env = gym.make(env) if isinstance(env, str) else env
+        self.env = make_env(env) if isinstance(env, str) else env
         space = self.env.action_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
         if not self.discrete and not isinstance(space, gym.spaces.Box):
