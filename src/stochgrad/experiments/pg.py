@@ -56,7 +56,6 @@ import itertools
 import json
 import os
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +68,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..rl import PolicyGradient
+from ..rl.agent import make_env
 from ..runner.config import require_positive
 from ..runner.registry import Headline, register
 
@@ -143,9 +143,7 @@ def _grid_key(lr: float, cv_lr: float) -> str:
 def make_env_check(env_id: str) -> gym.Env:
     """``gym.make(env_id)``, or a ValueError naming the package to install."""
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*CartPole-v0 is out of date.*")
-            return gym.make(env_id)
+        return make_env(env_id)
     except gym.error.DependencyNotInstalled as e:
         raise ValueError(
             f"{env_id} needs a simulator that is not installed ({e}); install the RL extra: "
@@ -302,9 +300,7 @@ def _train(ctx, cfg, s, state, job, make, budget, log_as, progress) -> PolicyGra
                 f"{current['episode']}"
             )
     else:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*CartPole-v0 is out of date.*")
-            agent = make()
+        agent = make()
     offset = int(state["offset"])
     seen = {"steps": agent.num_steps, "var": len(agent.grad_var_log)}
     progress.advance(agent.num_steps)
