@@ -613,13 +613,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "grad_var_samples": 4,
             "checkpoint_every": 20,
         },
-        # one tuning seed, tuning runs of 300,000 steps, final runs of 1,000,000
-        "medium": {
-            "tune_seeds": (100,),
-            "tune_budget_steps": 300_000,
-            "grad_var_every": 50,
-            "checkpoint_every": 200,
-        },
+        # the paper's setting (12 minutes for 5 seeds on one core).  With one tuning seed and
+        # 300,000-step tuning runs, lr 0.01 was picked and A2C ended unsolved on seeds 0 and 1
+        # (σ shrank to e^-7 on one, grew to e^2 on the other)
+        "medium": {},
     },
     "pg-lunarlander": {
         "paper": {},
