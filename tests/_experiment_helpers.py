@@ -2,6 +2,11 @@
 then resumed, compared with an uninterrupted one."""
 
 import csv
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -40,3 +45,31 @@ def assert_resume_matches_uninterrupted(monkeypatch, tmp_path, name, overrides, 
         run_experiment(name, "quick", overrides, seed=seed, out_dir=tmp_path / "cut")
     assert resume(tmp_path / "cut")["metrics"] == full["metrics"]
     assert read_rows(tmp_path / "cut") == read_rows(tmp_path / "full")
+
+
+def sigkill_after_checkpoint_then_resume(args, out, checkpoint_glob, what, settle=0.0):
+    """Run ``python -m stochgrad *args`` writing to ``out``, SIGKILL it once ``out`` holds a file
+    matching ``checkpoint_glob`` (after ``settle`` more seconds), then ``stochgrad resume out``;
+    returns the resumed run's results.json (asserted ok and resumed)."""
+    from stochgrad.cli import main
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stochgrad", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(checkpoint_glob)):
+            assert proc.poll() is None and time.monotonic() < deadline, f"no {what} checkpoint"
+            time.sleep(0.01)
+        time.sleep(settle)
+        assert proc.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert (out / "checkpoint.pt").exists()
+    assert main(["resume", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "ok" and results["resumed"]
+    return results

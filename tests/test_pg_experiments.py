@@ -4,16 +4,12 @@ stop, the tuning's selection and its reuse by a sibling seed, runs killed and re
 config errors."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from _experiment_helpers import read_rows
+from _experiment_helpers import read_rows, sigkill_after_checkpoint_then_resume
 
 from stochgrad.cli import main
 from stochgrad.experiments.pg import PgConfig, _grid_key, running_mean, select
@@ -222,23 +218,7 @@ def test_sigkill_then_stochgrad_resume(tmp_path, uninterrupted):
     out = tmp_path / "killed"
     sets = [a for item in TINY for a in ("--set", item)]
     args = ["run", "pg-cartpole", "--preset", "quick", "--seed", "3", "--out", str(out), *sets]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stochgrad", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not list((out / "agents").glob("a2c.ep*.pt")):
-            assert proc.poll() is None and time.monotonic() < deadline, "no a2c checkpoint"
-            time.sleep(0.01)
-        assert proc.poll() is None, "the run ended before it could be killed"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert main(["resume", str(out)]) == 0
-    results = json.loads((out / "results.json").read_text())
-    assert results["status"] == "ok" and results["resumed"]
+    results = sigkill_after_checkpoint_then_resume(args, out, "agents/a2c.ep*.pt", "a2c")
     assert results["metrics"] == full["metrics"]
     assert read_rows(out) == read_rows(full_dir)
 

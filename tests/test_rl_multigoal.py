@@ -2,19 +2,11 @@
 in the middle of a training and resumed, goal classification on hand-made trajectories, and
 config errors."""
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 from _experiment_helpers import quick_run as run_quick
-from _experiment_helpers import read_rows
+from _experiment_helpers import read_rows, sigkill_after_checkpoint_then_resume
 
-from stochgrad.cli import main
 from stochgrad.experiments.rl_multigoal import (
     OUTCOMES,
     Episodes,
@@ -146,25 +138,9 @@ def test_sigkill_during_s2ac_training_then_stochgrad_resume(tmp_path, uninterrup
     out = tmp_path / "killed"
     sets = [a for item in TINY for a in ("--set", item)]
     args = ["run", "rl-multigoal", "--seed", "3", "--device", "cpu", "--out", str(out), *sets]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stochgrad", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    results = sigkill_after_checkpoint_then_resume(
+        args, out, "agents/s2ac-*.step*.pt", "S2AC", settle=0.1
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not list((out / "agents").glob("s2ac-*.step*.pt")):
-            assert proc.poll() is None and time.monotonic() < deadline, "no S2AC checkpoint"
-            time.sleep(0.01)
-        time.sleep(0.1)
-        assert proc.poll() is None, "the run ended before it could be killed"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert (out / "checkpoint.pt").exists()
-    assert main(["resume", str(out)]) == 0
-    results = json.loads((out / "results.json").read_text())
-    assert results["status"] == "ok" and results["resumed"]
     assert results["metrics"] == full["metrics"]
     assert read_rows(out) == read_rows(full_dir)
 
