@@ -157,11 +157,29 @@ def test_a_sibling_seed_reuses_the_tuning_which_equals_its_own(tmp_path):
     )
     assert "reused_from" not in json.loads((tmp_path / "own" / "tuning.json").read_text())
     assert own["metrics"] == reused["metrics"]
+    # the curves' step counts the tuning episodes in both (one x-axis for a sweep)
+    assert read_rows(tmp_path / "own") == read_rows(sweep / "seed1")
     # another tuning setting is not reused
     run_experiment(
         "pg-invertedpendulum", "quick", [*TINY, "tune_seeds=7"], seed=2, out_dir=sweep / "seed2"
     )
     assert "reused_from" not in json.loads((sweep / "seed2" / "tuning.json").read_text())
+
+
+def test_a_fresh_run_removes_only_its_own_files(tmp_path):
+    out = tmp_path / "run"
+    (out / "agents").mkdir(parents=True)
+    (out / "agents" / "mine.txt").write_text("a user's file")
+    (out / "agents" / "relax.pt").write_text("an earlier run's learner")
+    run_experiment("pg-cartpole", "quick", [*TINY, "tune=false"], seed=0, out_dir=out)
+    assert (out / "agents" / "mine.txt").read_text() == "a user's file"
+    assert (out / "agents" / "relax.pt").read_bytes() != b"an earlier run's learner"
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "tuning.json").write_text('{"notes": "mine"}')
+    with pytest.raises(ValueError, match="not written by this experiment"):
+        run_experiment("pg-cartpole", "quick", TINY, seed=0, out_dir=foreign)
+    assert (foreign / "tuning.json").read_text() == '{"notes": "mine"}'
 
 
 @pytest.fixture(scope="module")

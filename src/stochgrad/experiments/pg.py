@@ -55,7 +55,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -351,15 +350,35 @@ def _summary(agent: PolicyGradient, s: Setting, window: int) -> dict[str, Any]:
     }
 
 
+def _remove_own_files(out: Path, methods: tuple[str, ...]) -> None:
+    """Delete what an earlier run of this experiment left in ``out`` (its learners and its
+    tuning.json), nothing else; a tuning.json that is not ours is an error."""
+    agent_dir = out / AGENT_DIR
+    patterns = ["tune-*.ep*.pt", *(f"{m}.pt" for m in methods), *(f"{m}.ep*.pt" for m in methods)]
+    for pattern in patterns:
+        for path in agent_dir.glob(pattern):
+            path.unlink()
+    tuning = out / TUNING
+    if tuning.exists():
+        try:
+            ours = {"key", "results", "lr", "cv_lr"} <= set(json.loads(tuning.read_text()))
+        except (ValueError, TypeError):
+            ours = False
+        if not ours:
+            raise ValueError(
+                f"{tuning} was not written by this experiment; move it, or choose another --out"
+            )
+        tuning.unlink()
+
+
 def run_pg(cfg: PgConfig, ctx, env_id: str, name: str) -> dict[str, float]:
     """Tune (lr, cv_lr) on A2C if asked, then train every method on the run's seed."""
     s = resolve(cfg, env_id, ctx.seed)
     out = Path(ctx.out_dir)
     agent_dir = out / AGENT_DIR
     state = ctx.load_checkpoint()
-    if state is None:  # a fresh start: nothing of an earlier run may be picked up
-        shutil.rmtree(agent_dir, ignore_errors=True)
-        (out / TUNING).unlink(missing_ok=True)
+    if state is None:  # a fresh start: no file of an earlier run of ours may be picked up
+        _remove_own_files(out, s.methods)
         state = {"tuning": {}, "final": {}, "current": None, "offset": 0}
     agent_dir.mkdir(parents=True, exist_ok=True)
     hp = {
@@ -377,6 +396,8 @@ def run_pg(cfg: PgConfig, ctx, env_id: str, name: str) -> dict[str, float]:
         found = _sibling_tuning(out, key) if cfg.reuse_tuning and not state["tuning"] else None
         if found is not None:
             state["tuning"] = found[0]["results"]
+            # the curves' step counts the tuning episodes, as if this run had tuned itself
+            state["offset"] = sum(int(r["episodes"]) for r in state["tuning"].values())
             progress.advance(n_tune * s.tune_budget)
         for lr, cv_lr in grid:
             for t in cfg.tune_seeds:
