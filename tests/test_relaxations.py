@@ -178,3 +178,28 @@ def test_relaxed_samples_follow_torch_distributions():
         torch.testing.assert_close(
             concrete(rel.rsample_z(rel.sample_noise()), "categorical", lam), ref
         )
+
+
+def test_conditional_z_stays_finite_for_a_peaked_policy_in_float32():
+    """A policy with θ_i near 1e-40 (log θ_i = -92): E_i/θ_i and exp(-z_i) overflow float32,
+    and the variance objective's second derivatives the more; the log-space conditional keeps
+    z̃, ∂z̃ and ∂²z̃ finite, tied or not, and equal to float64's."""
+    logits = torch.tensor([[0.0, -92.0, -30.0], [-60.0, 0.0, -5.0]], requires_grad=True)
+    relaxation = CategoricalRelaxation(logits=logits)
+    u = relaxation.sample_noise(torch.Generator().manual_seed(0))
+    z = relaxation.rsample_z(u)
+    b = relaxation.hard(z)
+    for tied in (z, None):
+        z_tilde = relaxation.conditional_z(b, tied, torch.Generator().manual_seed(1))
+        assert torch.isfinite(z_tilde).all()
+        (g,) = torch.autograd.grad(z_tilde.pow(2).sum(), logits, create_graph=True)
+        (gg,) = torch.autograd.grad(g.pow(2).sum(), logits, retain_graph=True)
+        assert torch.isfinite(g).all() and torch.isfinite(gg).all()
+    wide = CategoricalRelaxation(logits=logits.detach().double())
+    z64 = wide.rsample_z(u.double())
+    torch.testing.assert_close(
+        relaxation.conditional_z(b, z).double(),
+        wide.conditional_z(b.double(), z64),
+        rtol=1e-5,
+        atol=1e-4,
+    )

@@ -192,25 +192,29 @@ class CategoricalRelaxation:
         E is recovered from z (tied noise, no gradient).
         """
         mask = self.mask
-        theta = self.log_theta.exp()
+        log_theta = self.log_theta
         if mask is not None:  # masked classes: θ_i = 0 and z̃_i = -inf; keep the algebra finite
-            theta = torch.where(mask, 1.0, theta)
+            log_theta = torch.where(mask, 0.0, log_theta)
         top = b > 0.5
+        # in log space throughout: E_i/θ_i and exp(-z) overflow float32 (and the second
+        # derivatives the more) once a policy puts θ_i below about 1e-19
         if z is None:
-            e = -torch.log(_uniform(self.logits.shape, self.logits, generator))
-            e_b = (e * b).sum(-1, keepdim=True)
+            log_e = torch.log(-torch.log(_uniform(self.logits.shape, self.logits, generator)))
+            log_e_b = torch.where(top, log_e, 0.0).sum(-1, keepdim=True)
         else:
+            # E recovered from z (no gradient): log E_i = log θ_i - z_i + log(1 - e^{z_i - z_b})
             with torch.no_grad():
-                t = torch.exp(-z)
-                t_b = torch.where(top, t, 0.0).sum(-1, keepdim=True)
-                e = theta * (t - t_b)
+                z_b = torch.where(top, z, 0.0).sum(-1, keepdim=True)
+                gap = torch.where(top, -1.0, z - z_b)  # < 0 off the top; the top's is unused
+                log_e = log_theta - z + torch.log1p(-torch.exp(gap))
                 if mask is not None:
-                    e = torch.where(mask, 1.0, e)
-                e_b = t_b
-        z_other = -torch.log(e / theta + e_b)
+                    log_e = torch.where(mask, 0.0, log_e)
+                log_e_b = -z_b
+        z_other = -torch.logaddexp(log_e - log_theta, log_e_b)  # -log(E_i/θ_i + E_b)
+        z_other = torch.where(top, -log_e_b, z_other)
         if mask is not None:
             z_other = torch.where(mask, -torch.inf, z_other)
-        return torch.where(top, -torch.log(e_b), z_other)
+        return z_other
 
     def log_prob(self, b: Tensor) -> Tensor:
         """log p(b|θ) per unit for one-hot ``b``, shape ``logits.shape[:-1]``."""
