@@ -58,7 +58,7 @@ def paired_variances(agents: dict, samples: int, seed: int) -> dict:
     for i in range(samples):
         episode = a2c.rollout(a2c.env, seed * 1000 + i, gen)
         for name, agent in agents.items():
-            g, _, _ = agent.policy_gradient(episode)
+            g, _, _ = agent.policy_gradient(episode, critic=False)  # ĝ alone
             grads[name].append(torch.cat([x.detach().reshape(-1) for x in g]).double())
     sq = {name: sq_deviations(gs) for name, gs in grads.items()}
     out: dict = {
@@ -73,12 +73,7 @@ def paired_variances(agents: dict, samples: int, seed: int) -> dict:
 
 def critic_step(agent, episode: dict) -> None:
     """One step of the agent's critic alone on the episode (θ is not moved)."""
-    _, critic_loss, _ = agent.policy_gradient(episode)
-    params = list(agent._critic.parameters())
-    grads = torch.autograd.grad(critic_loss, params, allow_unused=True)
-    for p, g in zip(params, grads):
-        p.grad = None if g is None else g.detach()
-    agent.critic_optimizer.step()
+    agent.critic_step(agent.policy_gradient(episode)[1])
 
 
 def run(

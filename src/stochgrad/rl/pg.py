@@ -420,6 +420,14 @@ class PolicyGradient:
             critic_loss = critic_loss + value_loss
         return g, critic_loss, est
 
+    def critic_step(self, critic_loss: Tensor) -> None:
+        """One Adam step of the critic alone on ``critic_loss`` (from :meth:`policy_gradient`)."""
+        params = list(self._critic.parameters())
+        grads = torch.autograd.grad(critic_loss, params, allow_unused=True)
+        for p, gp in zip(params, grads):
+            p.grad = None if gp is None else gp.detach()
+        self.critic_optimizer.step()
+
     def update(self, episode: dict[str, Any]) -> dict[str, float]:
         """One step of the policy (ascent on ĝ) and ``critic_steps`` of the critic (descent on
         its loss) on the episode; ĝ is taken with the critic as it was, the critic steps with θ
@@ -438,11 +446,7 @@ class PolicyGradient:
                     f"{self.estimator} update at episode {self.episode} gave {stats}: training "
                     "diverged (the last checkpoint, if any, is kept as it was)"
                 )
-            params = list(self._critic.parameters())
-            grads = torch.autograd.grad(critic_loss, params, allow_unused=True)
-            for p, gp in zip(params, grads):
-                p.grad = None if gp is None else gp.detach()
-            self.critic_optimizer.step()
+            self.critic_step(critic_loss)
         for p, gp in zip(self.policy.parameters(), g):
             p.grad = -gp.detach()  # maximize the return
         self.policy_optimizer.step()
